@@ -1,0 +1,14 @@
+/* The `cleave` subcommands: one file per command, one line per command in
+ * the table in main.c. Each returns the process exit status. */
+#ifndef CLV_CLI_COMMANDS_H
+#define CLV_CLI_COMMANDS_H
+
+typedef struct clv_command {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv); /* argv[0] is the command name */
+} clv_command;
+
+int clv_cmd_inspect(int argc, char **argv);
+
+#endif
