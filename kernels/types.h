@@ -70,4 +70,7 @@ bool clv_type_bytes(int32_t type, int64_t n_elems, uint64_t *bytes);
 /* True for the types cleave's scalar dequantizer handles. */
 bool clv_type_can_dequantize(int32_t type);
 
+/* Name of a `general.file_type` value ("Q4_K_M"), or NULL when unknown. */
+const char *clv_file_type_name(uint32_t file_type);
+
 #endif

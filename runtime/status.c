@@ -36,12 +36,12 @@ clv_status clv_fail(clv_status st, const char *fmt, ...) {
 }
 
 void clv_error_prefix(const char *fmt, ...) {
-    char prefix[ERROR_MESSAGE_MAX];
+    char prefix[ERROR_MESSAGE_MAX / 2];
     char old[ERROR_MESSAGE_MAX];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, last_error, sizeof old);
-    snprintf(last_error, sizeof last_error, "%s%s", prefix, old);
+    snprintf(last_error, sizeof last_error, "%s%.*s", prefix, (int)(sizeof last_error / 2 - 1), old);
 }
