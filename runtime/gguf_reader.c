@@ -511,6 +511,10 @@ static clv_status parse_header(stream *s, arena *a, parsed_file *pf) {
     uint64_t pad = (pf->alignment - end_of_infos % pf->alignment) % pf->alignment;
     pf->data_offset = end_of_infos + pad;
     pf->size = s->size;
+    if (n_tensors > 0 && pf->data_offset > s->size) {
+        return stream_error(s, CLV_ERR_FORMAT, end_of_infos, "data section would start at %llu, past the end of the file",
+                            (unsigned long long)pf->data_offset);
+    }
     for (int64_t i = 0; i < n_tensors; i++) {
         clv_gguf_tensor *t = &pf->tensors[i];
         uint64_t avail = pf->data_offset <= s->size ? s->size - pf->data_offset : 0;

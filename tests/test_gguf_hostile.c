@@ -292,6 +292,15 @@ static void test_tensors(void) {
     const int64_t ne0[2][4] = {{8}, {0}};
     tensors_file(&c, 2, names2, dims1, ne0, f32, overlap, 32);
     expect(&c, c.len, CLV_OK, NULL, "zero-sized tensor");
+
+    /* Found by fuzzing: a file that ends before its data section would start,
+     * holding only zero-sized tensors. */
+    const int64_t none[1][4] = {{0}};
+    c.len = 0;
+    craft_header(&c, 3, 1, 0);
+    craft_tensor(&c, "z", 1, none[0], 0, 0);
+    CHECK(c.len % 32 != 0);
+    expect(&c, c.len, CLV_ERR_FORMAT, "past the end", "data section past the end");
     free(c.data);
 }
 
