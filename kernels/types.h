@@ -10,6 +10,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum clv_type {
     CLV_TYPE_F32 = 0,
     CLV_TYPE_F16 = 1,
@@ -72,5 +76,9 @@ bool clv_type_can_dequantize(int32_t type);
 
 /* Name of a `general.file_type` value ("Q4_K_M"), or NULL when unknown. */
 const char *clv_file_type_name(uint32_t file_type);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -19,6 +19,7 @@ const char *clv_status_str(clv_status st) {
     case CLV_ERR_NOMEM: return "out of memory";
     case CLV_ERR_RANGE: return "out of range";
     case CLV_ERR_BUDGET: return "over budget";
+    case CLV_ERR_DEVICE: return "device error";
     }
     return "unknown status";
 }

@@ -9,6 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum clv_status {
     CLV_OK = 0,
     CLV_ERR_ARG,         /* bad argument from the caller or the command line */
@@ -20,6 +24,7 @@ typedef enum clv_status {
     CLV_ERR_NOMEM,       /* allocation failed */
     CLV_ERR_RANGE,       /* a value is out of the allowed range */
     CLV_ERR_BUDGET,      /* does not fit the memory budget */
+    CLV_ERR_DEVICE,      /* a GPU call failed (driver, launch, out of device memory) */
 } clv_status;
 
 /* Short stable name of a status ("format error"). */
@@ -47,5 +52,9 @@ void clv_clear_error(void);
             abort();                                                                \
         }                                                                           \
     } while (0)
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
