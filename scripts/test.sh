@@ -21,6 +21,11 @@ if [ -z "${CLEAVE_CUDA_ARCHITECTURES:-}" ]; then
   fi
 fi
 
+# Real models the tests check (cached outside the repo; tests skip without them).
+for model in smollm2-135m-instruct gemma3-270m; do
+  scripts/get-model.sh "$model" >/dev/null || echo "test: could not fetch $model; its tests will skip" >&2
+done
+
 jobs="$(nproc 2>/dev/null || echo 2)"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DCLEAVE_SANITIZE="$sanitize" \
       -DCMAKE_CUDA_ARCHITECTURES="$CLEAVE_CUDA_ARCHITECTURES"

@@ -8,18 +8,21 @@
 
 #include "commands.h"
 #include "gguf.h"
+#include "tensor_stats.h"
 #include "types.h"
 
 #define ARRAY_PREVIEW 6   /* elements shown of a long array */
 #define STRING_PREVIEW 96 /* bytes shown of a long string */
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: cleave inspect FILE.gguf [--json] [--no-tensors]\n\n"
+    fprintf(f, "usage: cleave inspect FILE.gguf [--json] [--no-tensors] [--stats]\n\n"
                "Prints the architecture and key hyper-parameters, the tokenizer, every\n"
                "metadata key (long arrays abbreviated), every tensor (name, type, shape,\n"
                "bytes, offset), totals by type, and the model's total and per-layer size.\n\n"
                "  --json        machine-readable output (every metadata key, every tensor)\n"
-               "  --no-tensors  leave out the per-tensor listing\n");
+               "  --no-tensors  leave out the per-tensor listing\n"
+               "  --stats       decode every tensor and print its value statistics\n"
+               "                (mean, std, min, max, non-finite count); slow on big models\n");
 }
 
 /* --- human-readable ----------------------------------------------------------- */
@@ -255,6 +258,27 @@ static void print_human(FILE *f, const clv_gguf *g, const totals *tt, bool with_
     fputc('\n', f);
 }
 
+/* Decodes every tensor; returns the number that could not be decoded or hold
+ * non-finite values (so scripts can check a file with the exit status). */
+static int print_stats(FILE *f, const clv_gguf *g) {
+    int bad = 0;
+    fprintf(f, "\nvalue statistics (decoded):\n");
+    fprintf(f, "  %-40s %-8s %12s %12s %12s %12s %10s\n", "name", "type", "mean", "std", "min", "max", "nonfinite");
+    for (int64_t i = 0; i < clv_gguf_n_tensors(g); i++) {
+        const clv_gguf_tensor *t = clv_gguf_tensor_at(g, i);
+        clv_tensor_stats st;
+        if (clv_tensor_stats_compute(g, t, &st) != CLV_OK) {
+            fprintf(f, "  %-40s %-8s %s\n", t->name, clv_type_name(t->type), clv_last_error());
+            bad++;
+            continue;
+        }
+        fprintf(f, "  %-40s %-8s %12.5g %12.5g %12.5g %12.5g %10" PRId64 "\n", t->name, clv_type_name(t->type),
+                st.mean, st.std, st.min, st.max, st.nonfinite);
+        if (st.nonfinite) bad++;
+    }
+    return bad;
+}
+
 /* --- JSON ------------------------------------------------------------------------- */
 
 /* A JSON string; bytes that are not valid UTF-8 are written as U+FFFD so the
@@ -383,10 +407,11 @@ static void print_json(FILE *f, const clv_gguf *g, const totals *tt, bool with_t
 
 int clv_cmd_inspect(int argc, char **argv) {
     const char *path = NULL;
-    bool json = false, with_tensors = true;
+    bool json = false, with_tensors = true, stats = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--json")) json = true;
         else if (!strcmp(argv[i], "--no-tensors")) with_tensors = false;
+        else if (!strcmp(argv[i], "--stats")) stats = true;
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             usage(stdout);
             return 0;
@@ -406,7 +431,7 @@ int clv_cmd_inspect(int argc, char **argv) {
         return 2;
     }
     clv_gguf_params params = clv_gguf_default_params();
-    params.use_mmap = false; /* inspect reads metadata only */
+    params.use_mmap = stats; /* plain inspection reads metadata only */
     clv_gguf *g;
     if (clv_gguf_open(path, &params, &g) != CLV_OK) {
         fprintf(stderr, "cleave inspect: %s\n", clv_last_error());
@@ -420,7 +445,9 @@ int clv_cmd_inspect(int argc, char **argv) {
     }
     if (json) print_json(stdout, g, &tt, with_tensors);
     else print_human(stdout, g, &tt, with_tensors);
+    int bad = stats && !json ? print_stats(stdout, g) : 0;
+    if (bad) fprintf(stderr, "cleave inspect: %d tensor(s) could not be decoded or hold non-finite values\n", bad);
     free(tt.layer_bytes);
     clv_gguf_free(g);
-    return ferror(stdout) ? 1 : 0;
+    return (ferror(stdout) || bad) ? 1 : 0;
 }
