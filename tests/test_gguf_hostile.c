@@ -256,9 +256,12 @@ static void test_tensors(void) {
     tensors_file(&c, 1, names2, dims1, ne8, q4, ok_off, 64);
     expect(&c, c.len, CLV_ERR_FORMAT, "multiple of", "row not a block multiple");
 
-    const uint32_t dims5[1] = {5};
-    const int64_t ne5[1][4] = {{1, 1, 1, 1}};
-    tensors_file(&c, 1, names2, dims5, ne5, f32, ok_off, 64);
+    const int64_t ne5[5] = {8, 1, 1, 1, 1};
+    c.len = 0;
+    craft_header(&c, 3, 1, 0);
+    craft_tensor(&c, "a", 5, ne5, 0, 0);
+    craft_pad(&c, 32);
+    craft_zeros(&c, 64);
     expect(&c, c.len, CLV_ERR_FORMAT, "dimensions", "five dims");
 
     const uint32_t dims2[1] = {2};

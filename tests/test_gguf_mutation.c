@@ -131,6 +131,8 @@ int main(int argc, char **argv) {
             if (!f || fwrite(bases[b], 1, sizes[b], f) != sizes[b]) return 1;
             fclose(f);
         }
+        free(bases[0]);
+        free(bases[1]);
         return 0;
     }
     CHECK_STATUS(walk_gguf_image(bases[0], sizes[0], 1), CLV_OK);
