@@ -8,6 +8,7 @@
 
 #include "commands.h"
 #include "gguf.h"
+#include "json.h"
 #include "tensor_stats.h"
 #include "types.h"
 
@@ -281,32 +282,12 @@ static int print_stats(FILE *f, const clv_gguf *g) {
 
 /* --- JSON ------------------------------------------------------------------------- */
 
-/* A JSON string; bytes that are not valid UTF-8 are written as U+FFFD so the
- * output always parses. */
+/* A JSON string (bytes that are not valid UTF-8 become U+FFFD, so the output
+ * always parses). */
 static void json_string(FILE *f, const char *s, uint64_t len) {
-    const unsigned char *p = (const unsigned char *)s;
-    fputc('"', f);
-    for (uint64_t i = 0; i < len;) {
-        unsigned char c = p[i];
-        if (c == '"' || c == '\\') { fputc('\\', f); fputc(c, f); i++; continue; }
-        if (c < 0x20) {
-            if (c == '\n') fputs("\\n", f);
-            else if (c == '\t') fputs("\\t", f);
-            else if (c == '\r') fputs("\\r", f);
-            else fprintf(f, "\\u%04x", c);
-            i++;
-            continue;
-        }
-        if (c < 0x80) { fputc(c, f); i++; continue; }
-        int n = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c < 0xE0 ? 2 : 0;
-        bool ok = n > 0 && i + (uint64_t)n <= len;
-        for (int k = 1; ok && k < n; k++) ok = (p[i + k] & 0xC0) == 0x80;
-        if (ok && n == 3) ok = !(c == 0xE0 && p[i + 1] < 0xA0) && !(c == 0xED && p[i + 1] >= 0xA0);
-        if (ok && n == 4) ok = !(c == 0xF0 && p[i + 1] < 0x90) && !(c == 0xF4 && p[i + 1] >= 0x90);
-        if (ok) { fwrite(p + i, 1, (size_t)n, f); i += (uint64_t)n; }
-        else { fputs("\xef\xbf\xbd", f); i++; }
-    }
-    fputc('"', f);
+    clv_json *v = clv_json_new_string(s, (size_t)len);
+    if (!v || clv_json_fwrite(f, v, NULL) != CLV_OK) fputs("null", f);
+    clv_json_free(v);
 }
 
 static void json_number(FILE *f, double d) {

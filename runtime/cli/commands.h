@@ -10,5 +10,8 @@ typedef struct clv_command {
 } clv_command;
 
 int clv_cmd_inspect(int argc, char **argv);
+int clv_cmd_tokenize(int argc, char **argv);
+int clv_cmd_detokenize(int argc, char **argv);
+int clv_cmd_template(int argc, char **argv);
 
 #endif

@@ -6,6 +6,9 @@
 
 static const clv_command commands[] = {
     {"inspect", "show a GGUF file's metadata, tensors and sizes", clv_cmd_inspect},
+    {"tokenize", "turn text into token ids with a model's tokenizer", clv_cmd_tokenize},
+    {"detokenize", "turn token ids back into text", clv_cmd_detokenize},
+    {"template", "render a conversation with the model's chat template", clv_cmd_template},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
