@@ -12,6 +12,10 @@ typedef struct clv_command {
 int clv_cmd_inspect(int argc, char **argv);
 int clv_cmd_tokenize(int argc, char **argv);
 int clv_cmd_detokenize(int argc, char **argv);
+int clv_cmd_run(int argc, char **argv);
+int clv_cmd_chat(int argc, char **argv);
+int clv_cmd_perplexity(int argc, char **argv);
+int clv_cmd_bench(int argc, char **argv);
 int clv_cmd_template(int argc, char **argv);
 
 #endif

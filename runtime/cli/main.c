@@ -8,6 +8,10 @@ static const clv_command commands[] = {
     {"inspect", "show a GGUF file's metadata, tensors and sizes", clv_cmd_inspect},
     {"tokenize", "turn text into token ids with a model's tokenizer", clv_cmd_tokenize},
     {"detokenize", "turn token ids back into text", clv_cmd_detokenize},
+    {"run", "complete a prompt, streaming the text", clv_cmd_run},
+    {"chat", "chat with a model, using its chat template", clv_cmd_chat},
+    {"bench", "prompt and generation speed (pp512 / tg128) and bandwidth per tier", clv_cmd_bench},
+    {"perplexity", "perplexity of a model on a text (llama-perplexity conventions)", clv_cmd_perplexity},
     {"template", "render a conversation with the model's chat template", clv_cmd_template},
 };
 

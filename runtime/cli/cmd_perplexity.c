@@ -1,0 +1,151 @@
+/* `cleave perplexity -m FILE.gguf -f TEXT [-c 512]`: llama-perplexity's
+ * conventions: the text is cut into chunks of the context size, each chunk
+ * starts with BOS (when the vocabulary adds one) and is scored on its second
+ * half, so every scored token sees at least half a context of history. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "generate.h"
+#include "options.h"
+#include "tokenizer.h"
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: cleave perplexity -m FILE.gguf -f TEXT [-c 512] [--chunks N] [options]\n\n"
+               "Prints the running perplexity per chunk and a final estimate with its\n"
+               "standard error, scoring the second half of each context-sized chunk.\n\n"
+               "  -f, --file FILE         the text\n"
+               "  --chunks N              score at most N chunks (default: all)\n");
+    clv_options_usage(f);
+}
+
+/* -log softmax(logits)[target], in double. */
+static double token_nll(const float *logits, int64_t n_vocab, int32_t target) {
+    float mx = -INFINITY;
+    for (int64_t i = 0; i < n_vocab; i++) mx = logits[i] > mx ? logits[i] : mx;
+    double sum = 0;
+    for (int64_t i = 0; i < n_vocab; i++) sum += exp((double)logits[i] - mx);
+    return log(sum) - ((double)logits[target] - mx);
+}
+
+int clv_cmd_perplexity(int argc, char **argv) {
+    clv_options o;
+    clv_options_init(&o);
+    o.n_ctx = 512;
+    const char *file = NULL;
+    int64_t max_chunks = -1;
+    for (int i = 1; i < argc; i++) {
+        int r = clv_options_parse_one(&o, argc, argv, &i);
+        if (r < 0) return 2;
+        if (r > 0) continue;
+        if ((!strcmp(argv[i], "-f") || !strcmp(argv[i], "--file")) && i + 1 < argc) file = argv[++i];
+        else if (!strcmp(argv[i], "--chunks") && i + 1 < argc) max_chunks = strtoll(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "cleave perplexity: unknown option '%s'\n\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!o.model || !file) {
+        usage(stderr);
+        return 2;
+    }
+    if (o.n_ctx < 16) {
+        fprintf(stderr, "cleave perplexity: a context of at least 16 tokens is needed\n");
+        return 2;
+    }
+    size_t text_len;
+    char *text = clv_read_file(file, &text_len);
+    if (!text) {
+        fprintf(stderr, "cleave perplexity: cannot read %s\n", file);
+        return 1;
+    }
+    int rc = 1;
+    clv_model *model = NULL;
+    clv_context *ctx = NULL;
+    clv_tokenizer *tok = NULL;
+    int32_t *ids = NULL;
+    clv_model_params mp = clv_model_default_params();
+    clv_status st = clv_model_load(o.model, &mp, &model);
+    clv_context_params cp = clv_context_default_params();
+    cp.n_ctx = o.n_ctx;
+    cp.n_batch = o.n_batch < o.n_ctx ? o.n_batch : o.n_ctx;
+    cp.n_threads = o.n_threads;
+    cp.kv_type = o.kv_type;
+    cp.logits_all = true;
+    if (!st) st = clv_context_create(model, &cp, &ctx);
+    if (!st) st = clv_tokenizer_load_gguf(model->gguf, &tok);
+    size_t n_ids = 0, cap = clv_tokenize_max_tokens(text_len);
+    if (!st) {
+        ids = malloc(cap * sizeof *ids);
+        clv_tokenize_params tp = clv_tokenize_default_params();
+        tp.add_special = false;
+        st = ids ? clv_tokenize(tok, text, text_len, &tp, ids, cap, &n_ids) : clv_fail(CLV_ERR_NOMEM, "out of memory");
+    }
+    if (st) {
+        fprintf(stderr, "cleave perplexity: %s\n", clv_last_error());
+        goto done;
+    }
+    int64_t n_ctx = o.n_ctx, n_chunks = (int64_t)n_ids / n_ctx;
+    if (max_chunks >= 0 && n_chunks > max_chunks) n_chunks = max_chunks;
+    if (n_chunks < 1) {
+        fprintf(stderr, "cleave perplexity: the text has %zu tokens; at least %lld are needed for one chunk\n", n_ids,
+                (long long)n_ctx);
+        goto done;
+    }
+    bool bos = clv_tokenizer_add_bos(tok) && clv_tokenizer_bos(tok) >= 0;
+    int64_t first = n_ctx / 2, n_vocab = model->hp.n_vocab;
+    fprintf(stderr, "cleave perplexity: %zu tokens, %lld chunks of %lld, scoring positions %lld..%lld of each\n", n_ids,
+            (long long)n_chunks, (long long)n_ctx, (long long)first, (long long)n_ctx - 2);
+    double nll = 0, nll2 = 0;
+    int64_t count = 0;
+    double t0 = clv_now_seconds();
+    for (int64_t c = 0; c < n_chunks; c++) {
+        int32_t *chunk = ids + c * n_ctx;
+        int32_t saved = chunk[0];
+        if (bos) chunk[0] = clv_tokenizer_bos(tok);
+        clv_context_truncate(ctx, 0);
+        for (int64_t done_tok = 0; done_tok < n_ctx;) {
+            int64_t take = n_ctx - done_tok < cp.n_batch ? n_ctx - done_tok : cp.n_batch;
+            clv_batch b = {.n_tokens = take, .tokens = chunk + done_tok, .logits_all = true};
+            if ((st = clv_decode(ctx, &b))) break;
+            for (int64_t j = 0; j < take; j++) {
+                int64_t at = done_tok + j;
+                if (at < first || at >= n_ctx - 1) continue;
+                double v = token_nll(clv_context_logits(ctx, j), n_vocab, chunk[at + 1]);
+                nll += v;
+                nll2 += v * v;
+                count++;
+            }
+            done_tok += take;
+        }
+        chunk[0] = saved;
+        if (st) {
+            fprintf(stderr, "\ncleave perplexity: %s\n", clv_last_error());
+            goto done;
+        }
+        printf("[%lld]%.4f,", (long long)c + 1, exp(nll / (double)count));
+        fflush(stdout);
+        if (c == 0) {
+            double per = clv_now_seconds() - t0;
+            fprintf(stderr, "cleave perplexity: %.2f s per chunk, about %.0f s in all\n", per, per * (double)n_chunks);
+        }
+    }
+    double mean = nll / (double)count;
+    double var = count > 1 ? (nll2 / (double)count - mean * mean) / (double)(count - 1) : 0;
+    double ppl = exp(mean);
+    printf("\nFinal estimate: PPL = %.4f +/- %.5f\n", ppl, ppl * sqrt(var > 0 ? var : 0));
+    rc = 0;
+done:
+    free(ids);
+    free(text);
+    clv_tokenizer_free(tok);
+    clv_context_free(ctx);
+    clv_model_free(model);
+    return rc;
+}

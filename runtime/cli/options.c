@@ -1,0 +1,227 @@
+#include "options.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "generate.h"
+#include "types.h"
+
+void clv_options_init(clv_options *o) {
+    memset(o, 0, sizeof *o);
+    o->n_batch = 512;
+    o->kv_type = CLV_TYPE_F16;
+    o->sampling = clv_sampler_default_params();
+}
+
+void clv_options_usage(FILE *f) {
+    fprintf(f, "model and context:\n"
+               "  -m, --model FILE        GGUF model file (required)\n"
+               "  -c, --ctx-size N        context length (default: the model's, at most 4096)\n"
+               "  -b, --batch-size N      most tokens per forward pass (default 512)\n"
+               "  -t, --threads N         CPU threads (default: one per physical core)\n"
+               "  --kv-type f16|f32       KV cache precision (default f16)\n"
+               "  -v, --verbose           say what is loaded\n"
+               "  --f32-activations       reference mode: float activations, weights decoded by\n"
+               "                          the scalar dequantizer (slow; for checking results)\n"
+               "sampling:\n"
+               "  --temp T                temperature (default 0.8; 0 = greedy)\n"
+               "  --top-k N               (default 40; 0 = off)\n"
+               "  --top-p P               (default 0.95; 1 = off)\n"
+               "  --min-p P               (default 0.05; 0 = off)\n"
+               "  --typical P             locally typical sampling (default 1 = off)\n"
+               "  --repeat-penalty X      (default 1 = off)\n"
+               "  --repeat-last-n N       tokens the penalties look at (default 64)\n"
+               "  --presence-penalty X    (default 0)\n"
+               "  --frequency-penalty X   (default 0)\n"
+               "  --logit-bias ID(+|-)X   add X to token ID's logit (-inf bans it); repeatable\n"
+               "  -s, --seed N            random seed (default: random)\n"
+               "  --stop TEXT             stop when TEXT appears; repeatable\n"
+               "  --ignore-eos            keep generating past end-of-generation tokens\n");
+}
+
+static bool parse_i64(const char *s, int64_t *out) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end) return false;
+    *out = v;
+    return true;
+}
+
+static bool parse_float(const char *s, float *out) {
+    char *end;
+    errno = 0;
+    float v = strtof(s, &end);
+    if (errno || end == s || *end || isnan(v)) return false;
+    *out = v;
+    return true;
+}
+
+int clv_options_parse_one(clv_options *o, int argc, char **argv, int *i) {
+    const char *a = argv[*i];
+    const char *val = *i + 1 < argc ? argv[*i + 1] : NULL;
+#define NEED_VALUE()                                                      \
+    do {                                                                  \
+        if (!val) {                                                       \
+            fprintf(stderr, "cleave: option %s needs a value\n", a);      \
+            return -1;                                                    \
+        }                                                                 \
+        (*i)++;                                                           \
+    } while (0)
+#define BAD_VALUE()                                                       \
+    do {                                                                  \
+        fprintf(stderr, "cleave: bad value '%s' for %s\n", val, a);       \
+        return -1;                                                        \
+    } while (0)
+    int64_t n;
+    float f;
+    if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
+        NEED_VALUE();
+        o->model = val;
+    } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
+        NEED_VALUE();
+        if (!parse_i64(val, &n) || n < 0) BAD_VALUE();
+        o->n_ctx = n;
+    } else if (!strcmp(a, "-b") || !strcmp(a, "--batch-size")) {
+        NEED_VALUE();
+        if (!parse_i64(val, &n) || n < 1) BAD_VALUE();
+        o->n_batch = n;
+    } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+        NEED_VALUE();
+        if (!parse_i64(val, &n) || n < 0 || n > 1024) BAD_VALUE();
+        o->n_threads = (int)n;
+    } else if (!strcmp(a, "--kv-type")) {
+        NEED_VALUE();
+        if (!strcmp(val, "f16")) o->kv_type = CLV_TYPE_F16;
+        else if (!strcmp(val, "f32")) o->kv_type = CLV_TYPE_F32;
+        else BAD_VALUE();
+    } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
+        o->verbose = true;
+    } else if (!strcmp(a, "--f32-activations")) {
+        o->f32_activations = true;
+    } else if (!strcmp(a, "--temp")) {
+        NEED_VALUE();
+        if (!parse_float(val, &f)) BAD_VALUE();
+        o->sampling.temperature = f;
+    } else if (!strcmp(a, "--top-k")) {
+        NEED_VALUE();
+        if (!parse_i64(val, &n) || n < 0 || n > INT32_MAX) BAD_VALUE();
+        o->sampling.top_k = (int32_t)n;
+    } else if (!strcmp(a, "--top-p")) {
+        NEED_VALUE();
+        if (!parse_float(val, &f)) BAD_VALUE();
+        o->sampling.top_p = f;
+    } else if (!strcmp(a, "--min-p")) {
+        NEED_VALUE();
+        if (!parse_float(val, &f)) BAD_VALUE();
+        o->sampling.min_p = f;
+    } else if (!strcmp(a, "--typical")) {
+        NEED_VALUE();
+        if (!parse_float(val, &f)) BAD_VALUE();
+        o->sampling.typical_p = f;
+    } else if (!strcmp(a, "--repeat-penalty")) {
+        NEED_VALUE();
+        if (!parse_float(val, &f)) BAD_VALUE();
+        o->sampling.repeat_penalty = f;
+    } else if (!strcmp(a, "--repeat-last-n")) {
+        NEED_VALUE();
+        if (!parse_i64(val, &n) || n < 0 || n > INT32_MAX) BAD_VALUE();
+        o->sampling.penalty_last_n = (int32_t)n;
+    } else if (!strcmp(a, "--presence-penalty")) {
+        NEED_VALUE();
+        if (!parse_float(val, &f)) BAD_VALUE();
+        o->sampling.presence_penalty = f;
+    } else if (!strcmp(a, "--frequency-penalty")) {
+        NEED_VALUE();
+        if (!parse_float(val, &f)) BAD_VALUE();
+        o->sampling.frequency_penalty = f;
+    } else if (!strcmp(a, "-s") || !strcmp(a, "--seed")) {
+        NEED_VALUE();
+        if (!parse_i64(val, &n) || n < 0) BAD_VALUE();
+        o->sampling.seed = (uint64_t)n;
+    } else if (!strcmp(a, "--stop")) {
+        NEED_VALUE();
+        if (o->n_stops == CLV_MAX_STOPS) {
+            fprintf(stderr, "cleave: at most %d stop strings\n", CLV_MAX_STOPS);
+            return -1;
+        }
+        o->stops[o->n_stops++] = val;
+    } else if (!strcmp(a, "--ignore-eos")) {
+        o->sampling.ignore_eos = true;
+    } else if (!strcmp(a, "--logit-bias")) {
+        NEED_VALUE();
+        char *end;
+        long id = strtol(val, &end, 10);
+        if (end == val || (*end != '+' && *end != '-') || id < 0 || o->n_bias == CLV_MAX_LOGIT_BIAS) BAD_VALUE();
+        float bias;
+        if (!strcmp(end, "-inf")) bias = -INFINITY;
+        else if (!parse_float(end, &bias)) BAD_VALUE();
+        o->bias[o->n_bias++] = (clv_logit_bias){.token = (int32_t)id, .bias = bias};
+    } else {
+        return 0;
+    }
+    return 1;
+#undef NEED_VALUE
+#undef BAD_VALUE
+}
+
+clv_status clv_options_load(const clv_options *o, clv_model **model, clv_context **ctx, double *load_seconds) {
+    *model = NULL;
+    *ctx = NULL;
+    if (!o->model) return clv_fail(CLV_ERR_ARG, "no model given (-m FILE.gguf)");
+    double t0 = clv_now_seconds();
+    clv_model_params mp = clv_model_default_params();
+    mp.verbose = o->verbose;
+    clv_status st = clv_model_load(o->model, &mp, model);
+    if (st) return st;
+    clv_context_params cp = clv_context_default_params();
+    cp.n_ctx = o->n_ctx;
+    cp.n_batch = o->n_batch;
+    cp.n_threads = o->n_threads;
+    cp.kv_type = o->kv_type;
+    cp.f32_activations = o->f32_activations;
+    st = clv_context_create(*model, &cp, ctx);
+    if (st) {
+        clv_model_free(*model);
+        *model = NULL;
+        return st;
+    }
+    if (load_seconds) *load_seconds = clv_now_seconds() - t0;
+    if (o->verbose) {
+        fprintf(stderr, "cleave: %s: %s, %lld layers, %.1f MiB of weights; context %lld, KV cache %.1f MiB, scratch %.1f MiB\n",
+                o->model, (*model)->hp.arch, (long long)(*model)->hp.n_layer, (double)(*model)->weight_bytes / (1 << 20),
+                (long long)(*ctx)->params.n_ctx, (double)(*ctx)->kv_bytes / (1 << 20),
+                (double)(*ctx)->scratch_bytes / (1 << 20));
+    }
+    return CLV_OK;
+}
+
+char *clv_read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap + 1);
+    while (buf) {
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (n < cap) break;
+        cap *= 2;
+        char *b = realloc(buf, cap + 1);
+        if (!b) {
+            free(buf);
+            buf = NULL;
+        }
+        buf = b;
+    }
+    bool err = ferror(f);
+    fclose(f);
+    if (!buf || err) {
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}

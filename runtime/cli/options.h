@@ -1,0 +1,44 @@
+/* Options shared by the commands that run a model (run, chat, perplexity,
+ * bench): model, context, threads, sampling. Each command parses its own
+ * options and hands the rest to clv_options_parse_one. */
+#ifndef CLV_CLI_OPTIONS_H
+#define CLV_CLI_OPTIONS_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "context.h"
+#include "sampler.h"
+
+#define CLV_MAX_STOPS 16
+#define CLV_MAX_LOGIT_BIAS 64
+
+typedef struct clv_options {
+    const char *model;
+    int64_t n_ctx, n_batch;
+    int n_threads;
+    int32_t kv_type;
+    bool verbose;
+    bool f32_activations;
+    clv_sampler_params sampling;
+    const char *stops[CLV_MAX_STOPS];
+    int n_stops;
+    clv_logit_bias bias[CLV_MAX_LOGIT_BIAS];
+    int n_bias;
+} clv_options;
+
+void clv_options_init(clv_options *o);
+
+/* Parses argv[*i] (and its value). Returns 1 when consumed, 0 when not one of
+ * these options, -1 on a bad value (message printed to stderr). */
+int clv_options_parse_one(clv_options *o, int argc, char **argv, int *i);
+
+void clv_options_usage(FILE *f);
+
+/* Loads the model and creates a context from the options. */
+clv_status clv_options_load(const clv_options *o, clv_model **model, clv_context **ctx, double *load_seconds);
+
+/* The whole file, NUL-terminated (for prompts and texts); NULL on error. */
+char *clv_read_file(const char *path, size_t *len);
+
+#endif
