@@ -125,9 +125,10 @@ clv_status clv_model_common_hparams(clv_model *m) {
     if ((st = clv_model_u32(m, "attention.key_length", false, &hp->n_embd_head_k))) return st;
     hp->n_embd_head_v = hp->n_embd_head_k;
     if ((st = clv_model_u32(m, "attention.value_length", false, &hp->n_embd_head_v))) return st;
-    if (hp->n_embd_head_k < 1 || hp->n_embd_head_v < 1 || hp->n_embd_head_k > 1024 || hp->n_embd_head_v > 1024) {
-        return clv_fail(CLV_ERR_FORMAT, "%s: head sizes %lld/%lld are outside 1..1024", path, (long long)hp->n_embd_head_k,
-                        (long long)hp->n_embd_head_v);
+    if (hp->n_embd_head_k < 1 || hp->n_embd_head_v < 1 || hp->n_embd_head_k > CLV_MAX_HEAD_DIM ||
+        hp->n_embd_head_v > CLV_MAX_HEAD_DIM) {
+        return clv_fail(CLV_ERR_FORMAT, "%s: head sizes %lld/%lld are outside 1..%d", path, (long long)hp->n_embd_head_k,
+                        (long long)hp->n_embd_head_v, CLV_MAX_HEAD_DIM);
     }
     if ((st = clv_model_per_layer(m, "feed_forward_length", false, hp->n_ff))) return st;
     if ((st = clv_model_f32(m, "attention.layer_norm_rms_epsilon", true, &hp->norm_eps))) return st;

@@ -14,6 +14,7 @@
 
 #define CLV_MAX_LAYERS 512
 #define CLV_MAX_EXPERTS 1024
+#define CLV_MAX_HEAD_DIM 1024
 
 typedef enum clv_rope_type {
     CLV_ROPE_NONE = 0,

@@ -7,6 +7,7 @@
 #include "ops.h"
 #include "ops_cpu.h"
 #include "types.h"
+#include "vec.h"
 
 /* Below this much work (in element operations) a loop is not worth waking
  * the other threads for. */
@@ -81,18 +82,7 @@ typedef struct norm_args {
 
 static void norm_rows(void *p, int64_t b, int64_t e) {
     norm_args *a = p;
-    for (int64_t r = b; r < e; r++) {
-        const float *x = a->src + r * a->n;
-        float *y = a->dst + r * a->n;
-        double ss = 0;
-        for (int64_t i = 0; i < a->n; i++) ss += (double)x[i] * x[i];
-        float scale = (float)(1.0 / sqrt(ss / (double)a->n + a->eps));
-        if (a->w) {
-            for (int64_t i = 0; i < a->n; i++) y[i] = x[i] * scale * a->w[i];
-        } else {
-            for (int64_t i = 0; i < a->n; i++) y[i] = x[i] * scale;
-        }
-    }
+    for (int64_t r = b; r < e; r++) clv_vec_rmsnorm(a->dst + r * a->n, a->src + r * a->n, a->w, a->n, a->eps);
 }
 
 void clv_op_rmsnorm(clv_context *ctx, float *dst, const float *src, const clv_weight *weight, int64_t n_rows,
@@ -111,7 +101,7 @@ typedef struct add_args {
 
 static void add_range(void *p, int64_t b, int64_t e) {
     add_args *a = p;
-    for (int64_t i = b; i < e; i++) a->dst[i] += a->src[i];
+    clv_vec_add(a->dst + b, a->dst + b, a->src + b, e - b);
 }
 
 void clv_op_add(clv_context *ctx, float *dst, const float *src, int64_t n_tokens, int64_t n) {
@@ -125,23 +115,11 @@ typedef struct glu_args {
     clv_ffn_act act;
 } glu_args;
 
-static float gelu_tanh(float x) {
-    const float sqrt_2_over_pi = 0.79788456080286535588f;
-    return 0.5f * x * (1.0f + tanhf(sqrt_2_over_pi * x * (1.0f + 0.044715f * x * x)));
-}
-
 static void glu_range(void *p, int64_t b, int64_t e) {
     glu_args *a = p;
     switch (a->act) {
-    case CLV_ACT_SILU:
-        for (int64_t i = b; i < e; i++) {
-            float g = a->gate[i];
-            a->dst[i] = g / (1.0f + expf(-g)) * a->up[i];
-        }
-        break;
-    case CLV_ACT_GELU:
-        for (int64_t i = b; i < e; i++) a->dst[i] = gelu_tanh(a->gate[i]) * a->up[i];
-        break;
+    case CLV_ACT_SILU: clv_vec_swiglu(a->dst + b, a->gate + b, a->up + b, e - b); break;
+    case CLV_ACT_GELU: clv_vec_geglu(a->dst + b, a->gate + b, a->up + b, e - b); break;
     case CLV_ACT_RELU:
         for (int64_t i = b; i < e; i++) a->dst[i] = (a->gate[i] > 0.0f ? a->gate[i] : 0.0f) * a->up[i];
         break;

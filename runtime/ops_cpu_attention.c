@@ -6,10 +6,10 @@
 #include <math.h>
 #include <string.h>
 
-#include "fp16.h"
 #include "ops.h"
 #include "ops_cpu.h"
 #include "types.h"
+#include "vec.h"
 
 /* Smallest key range worth a split of its own. */
 #define MIN_KEYS_PER_SPLIT 64
@@ -23,12 +23,8 @@ typedef struct kv_store_args {
 } kv_store_args;
 
 static void store_row(void *cache, int32_t type, int64_t row, int64_t width, const float *src) {
-    if (type == CLV_TYPE_F32) {
-        memcpy((float *)cache + row * width, src, (size_t)width * sizeof(float));
-    } else {
-        uint16_t *dst = (uint16_t *)cache + row * width;
-        for (int64_t i = 0; i < width; i++) dst[i] = clv_fp32_to_fp16(src[i]);
-    }
+    if (type == CLV_TYPE_F32) memcpy((float *)cache + row * width, src, (size_t)width * sizeof(float));
+    else clv_vec_f32_to_f16((uint16_t *)cache + row * width, src, width);
 }
 
 static void kv_store_rows(void *p, int64_t b, int64_t e) {
@@ -53,28 +49,13 @@ typedef struct attn_args {
     float *partial; /* [item][2 + hd_v]: max, sum, acc */
 } attn_args;
 
-static float cache_dot(const void *cache, int32_t type, int64_t row, int64_t width, int64_t off, const float *q,
-                       int64_t n) {
-    float d = 0.0f;
-    if (type == CLV_TYPE_F32) {
-        const float *k = (const float *)cache + row * width + off;
-        for (int64_t i = 0; i < n; i++) d += q[i] * k[i];
-    } else {
-        const uint16_t *k = (const uint16_t *)cache + row * width + off;
-        for (int64_t i = 0; i < n; i++) d += q[i] * clv_fp16_to_fp32(k[i]);
-    }
-    return d;
-}
-
-static void cache_axpy(const void *cache, int32_t type, int64_t row, int64_t width, int64_t off, float w, float *acc,
-                       int64_t n) {
-    if (type == CLV_TYPE_F32) {
-        const float *v = (const float *)cache + row * width + off;
-        for (int64_t i = 0; i < n; i++) acc[i] += w * v[i];
-    } else {
-        const uint16_t *v = (const uint16_t *)cache + row * width + off;
-        for (int64_t i = 0; i < n; i++) acc[i] += w * clv_fp16_to_fp32(v[i]);
-    }
+/* Row `row` of a cache, from element `off`, n elements, as floats: F32
+ * caches are read in place, F16 ones converted into buf. */
+static const float *cache_row(const void *cache, int32_t type, int64_t row, int64_t width, int64_t off, int64_t n,
+                              float *buf) {
+    if (type == CLV_TYPE_F32) return (const float *)cache + row * width + off;
+    clv_vec_f16_to_f32(buf, (const uint16_t *)cache + row * width + off, n);
+    return buf;
 }
 
 /* One work item: query t, head h, split sp of the visible key range. */
@@ -85,6 +66,7 @@ static void attend_items(void *p, int64_t b, int64_t e) {
     const void *vc = a->ctx->v_cache[a->il];
     int64_t group = a->n_head / a->n_head_kv;
     int64_t k_width = a->n_head_kv * a->hd_k, v_width = a->n_head_kv * a->hd_v;
+    float buf[CLV_MAX_HEAD_DIM];
     for (int64_t item = b; item < e; item++) {
         int64_t sp = item % a->n_split;
         int64_t th = item / a->n_split;
@@ -100,7 +82,7 @@ static void attend_items(void *p, int64_t b, int64_t e) {
         float mx = -INFINITY, sum = 0.0f;
         memset(acc, 0, (size_t)a->hd_v * sizeof(float));
         for (int64_t j = j0; j < j1; j++) {
-            float s = cache_dot(kc, type, j, k_width, kvh * a->hd_k, q, a->hd_k) * a->scale;
+            float s = clv_vec_dot(q, cache_row(kc, type, j, k_width, kvh * a->hd_k, a->hd_k, buf), a->hd_k) * a->scale;
             if (s > mx) {
                 float r = expf(mx - s);
                 sum *= r;
@@ -109,7 +91,7 @@ static void attend_items(void *p, int64_t b, int64_t e) {
             }
             float w = expf(s - mx);
             sum += w;
-            cache_axpy(vc, type, j, v_width, kvh * a->hd_v, w, acc, a->hd_v);
+            clv_vec_axpy(acc, w, cache_row(vc, type, j, v_width, kvh * a->hd_v, a->hd_v, buf), a->hd_v);
         }
         part[0] = mx;
         part[1] = sum;
