@@ -16,6 +16,7 @@ int clv_cmd_run(int argc, char **argv);
 int clv_cmd_chat(int argc, char **argv);
 int clv_cmd_perplexity(int argc, char **argv);
 int clv_cmd_bench(int argc, char **argv);
+int clv_cmd_mkmodel(int argc, char **argv);
 int clv_cmd_template(int argc, char **argv);
 
 #endif

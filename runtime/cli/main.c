@@ -12,6 +12,7 @@ static const clv_command commands[] = {
     {"chat", "chat with a model, using its chat template", clv_cmd_chat},
     {"bench", "prompt and generation speed (pp512 / tg128) and bandwidth per tier", clv_cmd_bench},
     {"perplexity", "perplexity of a model on a text (llama-perplexity conventions)", clv_cmd_perplexity},
+    {"mkmodel", "write a synthetic model of a real shape with planted statistics", clv_cmd_mkmodel},
     {"template", "render a conversation with the model's chat template", clv_cmd_template},
 };
 
