@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "commands.h"
 #include "synthetic_model.h"
@@ -212,7 +213,10 @@ int clv_cmd_mkmodel(int argc, char **argv) {
         return st == CLV_ERR_ARG || st == CLV_ERR_UNSUPPORTED ? 2 : 1;
     }
     if (!quiet) print_plan(&p, &r);
-    printf("wrote %s: %.3f GB in %.1f s (%.0f MB/s, %d threads)\n", out, (double)r.file_bytes / 1e9, r.seconds,
-           r.seconds > 0 ? (double)r.file_bytes / r.seconds / 1e6 : 0.0, r.n_threads);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("wrote %s: %.3f GB in %.1f s (%.0f MB/s, %d threads, peak RSS %.0f MB)\n", out,
+           (double)r.file_bytes / 1e9, r.seconds, r.seconds > 0 ? (double)r.file_bytes / r.seconds / 1e6 : 0.0,
+           r.n_threads, (double)ru.ru_maxrss * 1024.0 / 1e6);
     return 0;
 }
