@@ -25,7 +25,7 @@ void clv_context_free(clv_context *ctx) {
     clv_scratch *s = &ctx->s;
     void *bufs[] = {s->x, s->xb, s->xb2, s->q, s->k, s->v, s->attn, s->ffn_a, s->ffn_b, s->router, s->expert_ids,
                     s->expert_w, s->expert_rows, s->slot_pos, s->expert_count, s->expert_fill, s->expert_active,
-                    s->moe_a, s->moe_b, s->moe_c, s->xq, s->xq_grouped, s->attn_partial, s->pos, ctx->logits};
+                    s->moe_a, s->moe_b, s->moe_c, ctx->expert_counts, s->xq, s->xq_grouped, s->attn_partial, s->pos, ctx->logits};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     clv_threadpool_free(ctx->pool);
     free(ctx);
@@ -143,6 +143,7 @@ clv_status clv_context_create(clv_model *m, const clv_context_params *params, cl
     s->attn_partial = scratch_alloc(ctx, s->attn_partial_floats, 4, &failed);
     s->pos = scratch_alloc(ctx, (size_t)B, 4, &failed);
     ctx->logits = scratch_alloc(ctx, (size_t)((p.logits_all ? B : 1) * hp->n_vocab), 4, &failed);
+    if (p.count_experts && E) ctx->expert_counts = scratch_alloc(ctx, (size_t)(hp->n_layer * E), 8, &failed);
     if (failed) {
         clv_context_free(ctx);
         return clv_fail(CLV_ERR_NOMEM, "no memory for scratch buffers (batch %lld)", (long long)B);

@@ -23,6 +23,8 @@ typedef struct clv_context_params {
      * them to 8 bits. Slow; for checking the engine against other
      * implementations. */
     bool f32_activations;
+    /* Count how often each expert of each layer is chosen (expert_counts). */
+    bool count_experts;
 } clv_context_params;
 
 clv_context_params clv_context_default_params(void);
@@ -74,6 +76,8 @@ struct clv_context {
     /* Weight bytes the forward passes have read since the last reset: what
      * `cleave bench` divides by time for achieved bandwidth. */
     uint64_t weight_bytes_read;
+    /* [n_layer][n_expert] routing counts when params.count_experts, else NULL. */
+    int64_t *expert_counts;
 };
 
 clv_status clv_context_create(clv_model *m, const clv_context_params *params, clv_context **out);
