@@ -139,7 +139,9 @@ clv_status clv_context_create(clv_model *m, const clv_context_params *params, cl
     s->xq = scratch_alloc(ctx, (size_t)A, xq_row, &failed);
     s->xq_grouped = scratch_alloc(ctx, (size_t)(E ? A : 0), xq_row, &failed);
     int64_t nth = clv_threadpool_n_threads(ctx->pool);
-    s->attn_partial_floats = (size_t)((B * hp->n_head + 8 * nth) * (2 + hp->n_embd_head_v));
+    /* Split-K items: at most 4 * nth more than one per (token, KV head),
+     * each holding partials for its whole GQA group. */
+    s->attn_partial_floats = (size_t)((B + 8 * nth) * hp->n_head * (2 + hp->n_embd_head_v));
     s->attn_partial = scratch_alloc(ctx, s->attn_partial_floats, 4, &failed);
     s->pos = scratch_alloc(ctx, (size_t)B, 4, &failed);
     ctx->logits = scratch_alloc(ctx, (size_t)((p.logits_all ? B : 1) * hp->n_vocab), 4, &failed);

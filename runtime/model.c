@@ -116,7 +116,8 @@ clv_status clv_model_common_hparams(clv_model *m) {
     for (int64_t i = 0; i < hp->n_layer; i++) hp->n_head_kv[i] = hp->n_head;
     if ((st = clv_model_per_layer(m, "attention.head_count_kv", false, hp->n_head_kv))) return st;
     for (int64_t i = 0; i < hp->n_layer; i++) {
-        if (hp->n_head_kv[i] < 1 || hp->n_head % hp->n_head_kv[i] != 0) {
+        if (hp->n_head_kv[i] < 1 || hp->n_head % hp->n_head_kv[i] != 0 ||
+            hp->n_head / hp->n_head_kv[i] > CLV_MAX_GQA_GROUP) {
             return clv_fail(CLV_ERR_FORMAT, "%s: layer %lld: head_count %lld is not a multiple of head_count_kv %lld", path,
                             (long long)i, (long long)hp->n_head, (long long)hp->n_head_kv[i]);
         }

@@ -15,6 +15,7 @@
 #define CLV_MAX_LAYERS 512
 #define CLV_MAX_EXPERTS 1024
 #define CLV_MAX_HEAD_DIM 1024
+#define CLV_MAX_GQA_GROUP 256 /* query heads per KV head */
 
 typedef enum clv_rope_type {
     CLV_ROPE_NONE = 0,

@@ -58,7 +58,9 @@ static const float *cache_row(const void *cache, int32_t type, int64_t row, int6
     return buf;
 }
 
-/* One work item: query t, head h, split sp of the visible key range. */
+/* One work item: query t, the query heads sharing KV head kvh (GQA group),
+ * split sp of the visible key range. Each key and value row is read (and
+ * converted from F16) once for the whole group. */
 static void attend_items(void *p, int64_t b, int64_t e) {
     attn_args *a = p;
     int32_t type = a->ctx->params.kv_type;
@@ -66,35 +68,46 @@ static void attend_items(void *p, int64_t b, int64_t e) {
     const void *vc = a->ctx->v_cache[a->il];
     int64_t group = a->n_head / a->n_head_kv;
     int64_t k_width = a->n_head_kv * a->hd_k, v_width = a->n_head_kv * a->hd_v;
-    float buf[CLV_MAX_HEAD_DIM];
+    float kbuf[CLV_MAX_HEAD_DIM], vbuf[CLV_MAX_HEAD_DIM];
+    float mx[CLV_MAX_GQA_GROUP], sum[CLV_MAX_GQA_GROUP];
     for (int64_t item = b; item < e; item++) {
         int64_t sp = item % a->n_split;
-        int64_t th = item / a->n_split;
-        int64_t t = th / a->n_head, h = th % a->n_head;
-        int64_t kvh = h / group;
+        int64_t tk = item / a->n_split;
+        int64_t t = tk / a->n_head_kv, kvh = tk % a->n_head_kv;
         int64_t hi = a->pos[t]; /* inclusive */
         int64_t lo = a->window > 0 && hi - a->window + 1 > 0 ? hi - a->window + 1 : 0;
         int64_t len = hi - lo + 1;
         int64_t j0 = lo + len * sp / a->n_split, j1 = lo + len * (sp + 1) / a->n_split;
-        const float *q = a->q + (t * a->n_head + h) * a->hd_k;
-        float *part = a->partial + item * (2 + a->hd_v);
-        float *acc = part + 2;
-        float mx = -INFINITY, sum = 0.0f;
-        memset(acc, 0, (size_t)a->hd_v * sizeof(float));
-        for (int64_t j = j0; j < j1; j++) {
-            float s = clv_vec_dot(q, cache_row(kc, type, j, k_width, kvh * a->hd_k, a->hd_k, buf), a->hd_k) * a->scale;
-            if (s > mx) {
-                float r = expf(mx - s);
-                sum *= r;
-                for (int64_t i = 0; i < a->hd_v; i++) acc[i] *= r;
-                mx = s;
-            }
-            float w = expf(s - mx);
-            sum += w;
-            clv_vec_axpy(acc, w, cache_row(vc, type, j, v_width, kvh * a->hd_v, a->hd_v, buf), a->hd_v);
+        int64_t h0 = kvh * group;
+        const float *q0 = a->q + (t * a->n_head + h0) * a->hd_k;
+        float *part0 = a->partial + ((t * a->n_head + h0) * a->n_split + sp) * (2 + a->hd_v);
+        size_t part_stride = (size_t)(a->n_split * (2 + a->hd_v)); /* next head, same split */
+        for (int64_t g = 0; g < group; g++) {
+            mx[g] = -INFINITY;
+            sum[g] = 0.0f;
+            memset(part0 + g * part_stride + 2, 0, (size_t)a->hd_v * sizeof(float));
         }
-        part[0] = mx;
-        part[1] = sum;
+        for (int64_t j = j0; j < j1; j++) {
+            const float *kr = cache_row(kc, type, j, k_width, kvh * a->hd_k, a->hd_k, kbuf);
+            const float *vr = cache_row(vc, type, j, v_width, kvh * a->hd_v, a->hd_v, vbuf);
+            for (int64_t g = 0; g < group; g++) {
+                float *acc = part0 + g * part_stride + 2;
+                float s = clv_vec_dot(q0 + g * a->hd_k, kr, a->hd_k) * a->scale;
+                if (s > mx[g]) {
+                    float r = expf(mx[g] - s);
+                    sum[g] *= r;
+                    clv_vec_scale(acc, acc, r, a->hd_v);
+                    mx[g] = s;
+                }
+                float w = expf(s - mx[g]);
+                sum[g] += w;
+                clv_vec_axpy(acc, w, vr, a->hd_v);
+            }
+        }
+        for (int64_t g = 0; g < group; g++) {
+            part0[g * part_stride] = mx[g];
+            part0[g * part_stride + 1] = sum[g];
+        }
     }
 }
 
@@ -130,22 +143,25 @@ void clv_op_attention(clv_context *ctx, int64_t il, float *out, const float *q, 
     kv_store_args st = {ctx, il, k, v, pos, n_head_kv * hd_k, n_head_kv * hd_v};
     clv_cpu_parallel_for(ctx, n_tokens, 8, (double)(st.k_width + st.v_width), kv_store_rows, &st);
 
-    /* Split the key range when there are too few (query, head) pairs to
+    /* Split the key range when there are too few (query, KV head) items to
      * keep every thread busy. */
     int64_t nth = clv_threadpool_n_threads(ctx->pool);
-    int64_t pairs = n_tokens * n_head;
+    int64_t items = n_tokens * n_head_kv;
     int64_t n_split = 1;
     int64_t max_keys = pos[n_tokens - 1] + 1;
     if (window > 0 && max_keys > window) max_keys = window;
-    if (pairs < 4 * nth) {
-        n_split = (4 * nth + pairs - 1) / pairs;
+    if (items < 4 * nth) {
+        n_split = (4 * nth + items - 1) / items;
         int64_t by_len = max_keys / MIN_KEYS_PER_SPLIT;
         if (n_split > by_len) n_split = by_len;
         if (n_split < 1) n_split = 1;
     }
+    int64_t pairs = n_tokens * n_head;
+    CLV_ASSERT(n_head / n_head_kv <= CLV_MAX_GQA_GROUP); /* checked at load */
     CLV_ASSERT((size_t)(pairs * n_split * (2 + hd_v)) <= ctx->s.attn_partial_floats);
     attn_args a = {ctx, il, out, q, pos, scale, window, n_head, n_head_kv, hd_k, hd_v, n_split, ctx->s.attn_partial};
-    clv_cpu_parallel_for(ctx, pairs * n_split, 1, (double)max_keys * (double)(hd_k + hd_v) / (double)n_split * 2,
+    clv_cpu_parallel_for(ctx, items * n_split, 1,
+                         (double)max_keys * (double)(hd_k + hd_v) * (double)(n_head / n_head_kv) / (double)n_split * 2,
                          attend_items, &a);
     clv_cpu_parallel_for(ctx, pairs, 4, (double)(n_split * hd_v), merge_items, &a);
 }
