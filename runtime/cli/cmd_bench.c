@@ -31,6 +31,10 @@ static void usage(FILE *f) {
                "  -b, --batch-size N      most tokens per forward pass (default 512)\n"
                "  -o, --output FORMAT     md (default), json or csv\n"
                "  --kv-type f16|f32       KV cache precision (default f16)\n"
+               "  --ram SIZE              RAM budget for weights + KV cache + scratch (e.g. 24G);\n"
+               "                          a model that does not fit is refused\n"
+               "  --vram SIZE             GPU budget (the CPU backend uses none)\n"
+               "  --plan FILE             placement plan (not available yet: no placement solver)\n"
                "  -m, --model FILE        the model\n");
 }
 
@@ -107,6 +111,23 @@ static clv_status bench_test(clv_context *ctx, const int32_t *tokens, int64_t n,
     return CLV_OK;
 }
 
+/* "24G", "512M", "1.5T", plain bytes; -1 when malformed. */
+static double parse_size(const char *s) {
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || v < 0) return -1;
+    switch (*end) {
+    case 'k': case 'K': v *= 1024.0; end++; break;
+    case 'm': case 'M': v *= 1024.0 * 1024; end++; break;
+    case 'g': case 'G': v *= 1024.0 * 1024 * 1024; end++; break;
+    case 't': case 'T': v *= 1024.0 * 1024 * 1024 * 1024; end++; break;
+    default: break;
+    }
+    if (*end == 'i' || *end == 'B') end++;
+    if (*end == 'B') end++;
+    return *end ? -1 : v;
+}
+
 static void human_size(double bytes, char *buf, size_t cap) {
     if (bytes >= (1ull << 30)) snprintf(buf, cap, "%.2f GiB", bytes / (1ull << 30));
     else snprintf(buf, cap, "%.2f MiB", bytes / (1 << 20));
@@ -118,6 +139,7 @@ int clv_cmd_bench(int argc, char **argv) {
     int n_pp = 1, n_tg = 1, n_threads = 1, reps = 5;
     int64_t n_batch = 512;
     int32_t kv_type = CLV_TYPE_F16;
+    double ram_budget = 0; /* 0: none */
     out_format fmt = OUT_MD;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -137,6 +159,18 @@ int clv_cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "-r") || !strcmp(a, "--repetitions")) reps = atoi(v);
         else if (!strcmp(a, "-b") || !strcmp(a, "--batch-size")) n_batch = atoll(v);
         else if (!strcmp(a, "--kv-type")) kv_type = !strcmp(v, "f32") ? CLV_TYPE_F32 : CLV_TYPE_F16;
+        else if (!strcmp(a, "--ram") || !strcmp(a, "--vram")) {
+            double size = parse_size(v);
+            if (size < 0) {
+                fprintf(stderr, "cleave bench: bad size '%s' for %s (e.g. 24G, 512M)\n", v, a);
+                return 2;
+            }
+            if (!strcmp(a, "--ram")) ram_budget = size;
+        } else if (!strcmp(a, "--plan")) {
+            fprintf(stderr, "cleave bench: --plan: placement plans are not available yet (no placement solver); "
+                            "the CPU backend runs every weight from RAM\n");
+            return 2;
+        }
         else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
             if (!strcmp(v, "md")) fmt = OUT_MD;
             else if (!strcmp(v, "json")) fmt = OUT_JSON;
@@ -183,6 +217,19 @@ int clv_cmd_bench(int argc, char **argv) {
         cp.kv_type = kv_type;
         clv_context *ctx = NULL;
         if ((st = clv_context_create(model, &cp, &ctx))) break;
+        double need = (double)model->weight_bytes + (double)ctx->kv_bytes + (double)ctx->scratch_bytes;
+        if (ram_budget > 0 && need > ram_budget) {
+            char n[32], w[32], kv[32], sc[32], b[32];
+            human_size(need, n, sizeof n);
+            human_size((double)model->weight_bytes, w, sizeof w);
+            human_size((double)ctx->kv_bytes, kv, sizeof kv);
+            human_size((double)ctx->scratch_bytes, sc, sizeof sc);
+            human_size(ram_budget, b, sizeof b);
+            st = clv_fail(CLV_ERR_BUDGET, "%s needs %s of RAM (weights %s, KV cache %s, scratch %s) but --ram allows %s; "
+                          "the CPU backend keeps every weight in RAM", model_path, n, w, kv, sc, b);
+            clv_context_free(ctx);
+            break;
+        }
         int nth = clv_threadpool_n_threads(ctx->pool);
         for (int k = 0; k < n_pp + n_tg && !st; k++) {
             bool is_tg = k >= n_pp;
