@@ -26,16 +26,8 @@ static const expected_model models[] = {
 };
 
 static const char *model_path(const char *file) {
-    static char path[1024];
-    const char *dir = getenv("CLEAVE_MODEL_DIR");
-    if (dir && *dir) {
-        snprintf(path, sizeof path, "%s/%s", dir, file);
-        return path;
-    }
-    const char *cache = getenv("XDG_CACHE_HOME");
-    const char *home = getenv("HOME");
-    if (cache && *cache) snprintf(path, sizeof path, "%s/cleave/models/%s", cache, file);
-    else snprintf(path, sizeof path, "%s/.cache/cleave/models/%s", home ? home : "", file);
+    static char path[4096];
+    test_model_path(file, path, sizeof path);
     return path;
 }
 

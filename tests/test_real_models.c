@@ -201,13 +201,11 @@ done:
 int main(void) {
     static const char *names[2][2] = {{"smollm2-135m-instruct", "SmolLM2-135M-Instruct.Q4_1.gguf"},
                                       {"gemma3-270m", "gemma-3-270m-q4_k_m.gguf"}};
-    const char *cache = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
     int found = 0;
     static ref_file r;
     for (int i = 0; i < 2; i++) {
         char gguf[4096], ref[4096];
-        if (cache && *cache) snprintf(gguf, sizeof gguf, "%s/cleave/models/%s", cache, names[i][1]);
-        else snprintf(gguf, sizeof gguf, "%s/.cache/cleave/models/%s", home ? home : "", names[i][1]);
+        test_model_path(names[i][1], gguf, sizeof gguf);
         snprintf(ref, sizeof ref, "%s/tests/data/real_%s.txt", CLEAVE_SOURCE_DIR, names[i][0]);
         if (access(gguf, R_OK) != 0) {
             printf("%s: not in the cache (scripts/get-model.sh %s)\n", names[i][0], names[i][0]);

@@ -137,9 +137,7 @@ static int run_refs(const char *refs_path) {
     }
     CHECK_MSG(model_file[0], "%s names no model file", refs_path);
     char path[4096];
-    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-    if (xdg && *xdg) snprintf(path, sizeof path, "%s/cleave/models/%s", xdg, model_file);
-    else snprintf(path, sizeof path, "%s/.cache/cleave/models/%s", home ? home : ".", model_file);
+    test_model_path(model_file, path, sizeof path);
     struct stat sb;
     if (!model_file[0] || stat(path, &sb) != 0) {
         printf("SKIP %s: %s is not in the model cache (scripts/get-model.sh fetches it)\n",

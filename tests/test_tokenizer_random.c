@@ -251,12 +251,10 @@ int main(int argc, char **argv) {
             snprintf(paths[n++], sizeof paths[0], "%s/%s", dir, e->d_name);
     }
     if (d) closedir(d);
-    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
     static const char *models[] = {"SmolLM2-135M-Instruct.Q4_1.gguf", "gemma-3-270m-q4_k_m.gguf"};
     for (size_t i = 0; i < 2; i++) {
         struct stat sb;
-        if (xdg && *xdg) snprintf(paths[n], sizeof paths[0], "%.2000s/cleave/models/%s", xdg, models[i]);
-        else snprintf(paths[n], sizeof paths[0], "%.2000s/.cache/cleave/models/%s", home ? home : ".", models[i]);
+        test_model_path(models[i], paths[n], sizeof paths[0]);
         if (stat(paths[n], &sb) == 0) n++;
     }
     if (n == 0) TEST_SKIP("no vocabulary fixtures and no cached models");

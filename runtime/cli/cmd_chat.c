@@ -95,12 +95,8 @@ int clv_cmd_chat(int argc, char **argv) {
         fprintf(stderr, "cleave chat: warning: the model has no chat template; using ChatML\n");
     }
     if (!tmpl && (st = clv_chat_template_chatml(&tp, &tmpl))) goto fail;
-    int32_t eog[2] = {clv_tokenizer_eos(tok), clv_tokenizer_eot(tok)};
-    o.sampling.n_vocab = (int32_t)model->hp.n_vocab;
-    o.sampling.eog_tokens = eog[0] >= 0 ? eog : eog + 1;
-    o.sampling.n_eog_tokens = (eog[0] >= 0) + (eog[1] >= 0 && eog[1] != eog[0]);
-    o.sampling.logit_bias = o.bias;
-    o.sampling.n_logit_bias = o.n_bias;
+    int32_t eog[2];
+    clv_options_sampler_params(&o, model, tok, eog);
     if ((st = clv_sampler_create(&o.sampling, &sampler))) goto fail;
     int64_t n_ctx = ctx->params.n_ctx;
     history = malloc((size_t)n_ctx * sizeof *history);

@@ -92,13 +92,8 @@ int clv_cmd_run(int argc, char **argv) {
         goto done;
     }
 
-    int32_t eog[2] = {clv_tokenizer_eos(tok), clv_tokenizer_eot(tok)};
-    o.sampling.n_vocab = (int32_t)model->hp.n_vocab;
-    o.sampling.eog_tokens = eog;
-    o.sampling.n_eog_tokens = eog[1] >= 0 && eog[1] != eog[0] ? 2 : (eog[0] >= 0 ? 1 : 0);
-    if (eog[0] < 0) o.sampling.eog_tokens = eog + 1;
-    o.sampling.logit_bias = o.bias;
-    o.sampling.n_logit_bias = o.n_bias;
+    int32_t eog[2];
+    clv_options_sampler_params(&o, model, tok, eog);
     if ((st = clv_sampler_create(&o.sampling, &sampler))) {
         fprintf(stderr, "cleave run: %s\n", clv_last_error());
         goto done;

@@ -225,3 +225,15 @@ char *clv_read_file(const char *path, size_t *len) {
     *len = n;
     return buf;
 }
+
+void clv_options_sampler_params(clv_options *o, const clv_model *model, const clv_tokenizer *tok, int32_t eog[2]) {
+    int32_t n = 0;
+    int32_t eos = clv_tokenizer_eos(tok), eot = clv_tokenizer_eot(tok);
+    if (eos >= 0) eog[n++] = eos;
+    if (eot >= 0 && eot != eos) eog[n++] = eot;
+    o->sampling.n_vocab = (int32_t)model->hp.n_vocab;
+    o->sampling.eog_tokens = eog;
+    o->sampling.n_eog_tokens = n;
+    o->sampling.logit_bias = o->bias;
+    o->sampling.n_logit_bias = o->n_bias;
+}

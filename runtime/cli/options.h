@@ -9,6 +9,7 @@
 
 #include "context.h"
 #include "sampler.h"
+#include "tokenizer.h"
 
 #define CLV_MAX_STOPS 16
 #define CLV_MAX_LOGIT_BIAS 64
@@ -37,6 +38,11 @@ void clv_options_usage(FILE *f);
 
 /* Loads the model and creates a context from the options. */
 clv_status clv_options_load(const clv_options *o, clv_model **model, clv_context **ctx, double *load_seconds);
+
+/* Completes o->sampling for this model: vocabulary size, the end-of-generation
+ * tokens (EOS and EOT, stored in eog, which must outlive the sampler's
+ * creation) and the logit biases given on the command line. */
+void clv_options_sampler_params(clv_options *o, const clv_model *model, const clv_tokenizer *tok, int32_t eog[2]);
 
 /* The whole file, NUL-terminated (for prompts and texts); NULL on error. */
 char *clv_read_file(const char *path, size_t *len);
