@@ -50,7 +50,7 @@ void clv_block_ffn(clv_context *ctx, int64_t il, float *out, const float *in, in
     const clv_model *m = ctx->model;
     const clv_layer *l = &m->layers[il];
     if (!l->ffn_gate_inp) {
-        clv_op_ffn(ctx, out, in, l->ffn_gate, l->ffn_up, l->ffn_down, n_tokens, act);
+        clv_op_ffn(ctx, il, out, in, l->ffn_gate, l->ffn_up, l->ffn_down, n_tokens, act);
         return;
     }
     if (!l->ffn_up_shexp) {
@@ -61,7 +61,7 @@ void clv_block_ffn(clv_context *ctx, int64_t il, float *out, const float *in, in
      * the attention buffer (free once attention is done), added on top. */
     float *routed = ctx->s.attn;
     CLV_ASSERT(routed != out && routed != in);
-    clv_op_ffn(ctx, out, in, l->ffn_gate_shexp, l->ffn_up_shexp, l->ffn_down_shexp, n_tokens, act);
+    clv_op_ffn(ctx, -1, out, in, l->ffn_gate_shexp, l->ffn_up_shexp, l->ffn_down_shexp, n_tokens, act);
     if (l->ffn_gate_inp_shexp) clv_op_sigmoid_gate(ctx, out, in, l->ffn_gate_inp_shexp, n_tokens, m->hp.n_embd);
     clv_op_moe(ctx, routed, in, l, n_tokens, act, renormalize_experts);
     clv_op_add(ctx, out, routed, n_tokens, m->hp.n_embd);

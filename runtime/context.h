@@ -12,6 +12,46 @@
 
 struct clv_threadpool;
 
+/* What a calibration run (the profiler) sees of each layer's FFN while the
+ * forward pass runs. Called on the thread that runs clv_decode, after the
+ * values exist and before they are used further; the pointers are valid only
+ * during the call. Either callback may be NULL. */
+typedef struct clv_ffn_observer {
+    void *user;
+    /* Layer il's dense FFN (not a shared expert): x is its input (after the
+     * norm) [n_tokens][n_embd], act = act(gate . x) [n_tokens][n_ff], the
+     * value that multiplies up . x. */
+    void (*dense)(void *user, int64_t il, const float *x, const float *act, int64_t n_tokens, int64_t n_embd,
+                  int64_t n_ff);
+    /* Layer il's routing: x as above, ids and weights [n_tokens][n_used] the
+     * chosen experts and the weights their outputs are summed with. */
+    void (*moe)(void *user, int64_t il, const float *x, const int32_t *ids, const float *weights, int64_t n_tokens,
+                int64_t n_embd, int64_t n_used);
+} clv_ffn_observer;
+
+/* A layer's neuron predictor (predictor/ trains and loads them): a two-layer
+ * low-rank network, logit = w2 . relu(w1 . x + b1) + b2, that says which FFN
+ * neurons will be active for FFN input x; a neuron is predicted active when
+ * its logit exceeds logit_threshold. */
+typedef struct clv_neuron_predictor {
+    const clv_weight *w1; /* {n_embd, rank} */
+    const float *b1;      /* [rank] */
+    const clv_weight *w2; /* {rank, n_ff} */
+    const float *b2;      /* [n_ff] */
+    float logit_threshold;
+} clv_neuron_predictor;
+
+/* Activation sparsity for dense FFNs (CATS-style): neuron i of layer il is
+ * skipped when |act(gate_i . x)| <= threshold[il], and, with a predictor,
+ * also when the predictor says it is inactive (then its gate row is not even
+ * read). Decode computes only the surviving rows of gate, up and down;
+ * batches compute densely and zero the skipped neurons, which gives the same
+ * numbers. Borrowed: must outlive the context. */
+typedef struct clv_ffn_sparsity {
+    const float *threshold;                 /* [n_layer]; a negative entry leaves the layer dense */
+    const clv_neuron_predictor *predictor;  /* [n_layer] or NULL; entries with w1 == NULL have none */
+} clv_ffn_sparsity;
+
 typedef struct clv_context_params {
     int64_t n_ctx;   /* positions the KV cache holds (0: the model's, capped at 4096) */
     int64_t n_batch; /* most tokens per forward call (default 512) */
@@ -25,6 +65,9 @@ typedef struct clv_context_params {
     bool f32_activations;
     /* Count how often each expert of each layer is chosen (expert_counts). */
     bool count_experts;
+    /* Borrowed, may be NULL: see the structs above. */
+    const clv_ffn_observer *observer;
+    const clv_ffn_sparsity *sparsity;
 } clv_context_params;
 
 clv_context_params clv_context_default_params(void);

@@ -45,9 +45,11 @@ void clv_op_add(clv_context *ctx, float *dst, const float *src, int64_t n_tokens
 void clv_op_glu(clv_context *ctx, float *dst, const float *gate, const float *up, int64_t n_tokens, int64_t n,
                 clv_ffn_act act);
 
-/* Dense gated FFN: dst = down(act(gate(x)) * up(x)), using scratch ffn_a/ffn_b. */
-void clv_op_ffn(clv_context *ctx, float *dst, const float *x, const clv_weight *gate, const clv_weight *up,
-                const clv_weight *down, int64_t n_tokens, clv_ffn_act act);
+/* Dense gated FFN: dst = down(act(gate(x)) * up(x)), using scratch ffn_a/ffn_b.
+ * il is the layer whose FFN this is (observed, and sparse when the context
+ * asks), or -1 for a shared expert. */
+void clv_op_ffn(clv_context *ctx, int64_t il, float *dst, const float *x, const clv_weight *gate,
+                const clv_weight *up, const clv_weight *down, int64_t n_tokens, clv_ffn_act act);
 
 /* Mixture of experts: router softmax, top-k (renormalised when asked), each
  * token through its experts, weighted sum into dst. */

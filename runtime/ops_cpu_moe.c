@@ -201,6 +201,8 @@ void clv_op_moe(clv_context *ctx, float *dst, const float *x, const clv_layer *l
     route_args ra = {s->router, n_expert, k, s->expert_ids, s->expert_w, renormalize};
     clv_cpu_parallel_for(ctx, n_tokens, 1, (double)(n_expert * k), route_tokens, &ra);
 
+    const clv_ffn_observer *obs = ctx->params.observer;
+    if (obs && obs->moe) obs->moe(obs->user, l - ctx->model->layers, x, s->expert_ids, s->expert_w, n_tokens, n_embd, k);
     if (ctx->expert_counts) {
         int64_t *counts = ctx->expert_counts + (l - ctx->model->layers) * n_expert;
         for (int64_t i = 0; i < n_assign; i++) counts[s->expert_ids[i]]++;
