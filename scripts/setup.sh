@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what cleave needs to build on Debian/Ubuntu: a C compiler, CMake,
-# hwloc, libnuma, liburing and oneDNN development packages, the Unicode
-# database (tokenizer tables) and Python 3 (fixture scripts only).
+# hwloc, libnuma, liburing and oneDNN development packages (oneDNN's CMake
+# package wants OpenCL's headers), the Unicode database (tokenizer tables)
+# and Python 3 (fixture scripts only).
 #
 # As root it installs what is missing; otherwise it prints the command to run.
 # The CUDA toolkit is not installed here: when nvcc is on the machine
@@ -9,7 +10,7 @@
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config libhwloc-dev libnuma-dev liburing-dev libdnnl-dev
-          unicode-data python3)
+          ocl-icd-opencl-dev unicode-data python3)
 optional=(clang libclang-rt-dev)   # libFuzzer targets; skipped when unavailable
 
 if ! command -v dpkg-query >/dev/null; then
