@@ -12,6 +12,9 @@
 
 struct clv_threadpool;
 
+/* Weight rows the oneDNN prompt path decodes to float at a time, per thread. */
+#define CLV_GEMM_PANEL_ROWS 64
+
 /* What a calibration run (the profiler) sees of each layer's FFN while the
  * forward pass runs. Called on the thread that runs clv_decode, after the
  * values exist and before they are used further; the pointers are valid only
@@ -35,9 +38,9 @@ typedef struct clv_ffn_observer {
  * its logit exceeds logit_threshold. */
 typedef struct clv_neuron_predictor {
     const clv_weight *w1; /* {n_embd, rank} */
-    const float *b1;      /* [rank] */
+    const float *b1;      /* [rank], or NULL for zeros */
     const clv_weight *w2; /* {rank, n_ff} */
-    const float *b2;      /* [n_ff] */
+    const float *b2;      /* [n_ff], or NULL for zeros */
     float logit_threshold;
 } clv_neuron_predictor;
 
@@ -48,9 +51,42 @@ typedef struct clv_neuron_predictor {
  * batches compute densely and zero the skipped neurons, which gives the same
  * numbers. Borrowed: must outlive the context. */
 typedef struct clv_ffn_sparsity {
-    const float *threshold;                 /* [n_layer]; a negative entry leaves the layer dense */
+    const float *threshold;                 /* [n_layer]; a negative entry leaves the layer dense (its
+                                               predictor unused) */
     const clv_neuron_predictor *predictor;  /* [n_layer] or NULL; entries with w1 == NULL have none */
 } clv_ffn_sparsity;
+
+/* What the sparse FFN path (runtime/ops_cpu_sparse.c) builds at creation. */
+typedef struct clv_sparse_layer {
+    bool sparse; /* threshold >= 0 */
+    float threshold;
+    const clv_neuron_predictor *predictor; /* NULL: none */
+    /* ffn_down transposed: [n_ff] rows of n_embd, so that an active neuron
+     * is one contiguous row to accumulate. Q8_0 rows for quantized sources
+     * (when n_embd % 32 == 0), F32 otherwise. Q8_0 rows hold the weights
+     * divided by down_t_scale [n_embd], each output channel's largest
+     * |weight|: residual-stream outlier channels would otherwise set the
+     * scale of their whole 32-element block. */
+    void *down_t;
+    int32_t down_t_type;
+    size_t down_t_row_bytes;
+    float *down_t_scale;
+} clv_sparse_layer;
+
+typedef struct clv_sparse_state {
+    clv_sparse_layer *layers; /* [n_layer] */
+    float *pred_hidden;       /* predictor hidden layer [n_batch][max rank] */
+    float *pred_logit;        /* predictor logits [n_batch][max n_ff] */
+    /* Decode, each [max n_ff]: candidate neurons (predicted active, or all)
+     * and their act; active neurons and act * up, written per chunk of
+     * candidates (chunk_active counts) and then compacted. */
+    int32_t *cand;
+    float *cand_act;
+    int32_t *active;
+    float *active_h;
+    int64_t *chunk_active;
+    void *xq; /* the FFN input quantized for gate and for up [2][s.xq_row_bytes] */
+} clv_sparse_state;
 
 typedef struct clv_context_params {
     int64_t n_ctx;   /* positions the KV cache holds (0: the model's, capped at 4096) */
@@ -63,6 +99,11 @@ typedef struct clv_context_params {
      * them to 8 bits. Slow; for checking the engine against other
      * implementations. */
     bool f32_activations;
+    /* Prompt batches of at least this many tokens multiply through oneDNN's
+     * float GEMM (weights decoded a panel at a time) when cleave is built
+     * with it. 0: the default (32, or the environment's CLEAVE_DNNL_MIN_BATCH);
+     * -1: never. After creation it holds what applies (-1 without oneDNN). */
+    int64_t gemm_min_batch;
     /* Count how often each expert of each layer is chosen (expert_counts). */
     bool count_experts;
     /* Borrowed, may be NULL: see the structs above. */
@@ -100,6 +141,8 @@ typedef struct clv_scratch {
     void *xq;              /* quantized activations [A][xq_row_bytes] */
     void *xq_grouped;      /* the same, grouped by expert */
     size_t xq_row_bytes;
+    float *gemm_panels;      /* [n_threads][gemm_panel_floats]: weight rows decoded for oneDNN */
+    size_t gemm_panel_floats; /* CLV_GEMM_PANEL_ROWS * widest matmul input; 0 without oneDNN */
     float *attn_partial;   /* split-K attention partials */
     size_t attn_partial_floats;
     int32_t *pos;          /* positions of the batch [n_batch] */
@@ -121,8 +164,16 @@ struct clv_context {
     uint64_t weight_bytes_read;
     /* [n_layer][n_expert] routing counts when params.count_experts, else NULL. */
     int64_t *expert_counts;
+    /* With params.sparsity, else NULL; sparse_bytes is what it holds (the
+     * transposed ffn_down copies and its buffers). */
+    clv_sparse_state *sparse;
+    size_t sparse_bytes;
 };
 
+/* CLV_ERR_ARG, naming the layer, for params.sparsity that does not fit the
+ * model (threshold NaN or infinite, a threshold on a layer without a dense
+ * gated FFN, a predictor of the wrong shape or of a type the CPU kernels do
+ * not take). */
 clv_status clv_context_create(clv_model *m, const clv_context_params *params, clv_context **out);
 void clv_context_free(clv_context *ctx);
 

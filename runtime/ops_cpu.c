@@ -153,6 +153,7 @@ void clv_op_ffn(clv_context *ctx, int64_t il, float *dst, const float *x, const 
     clv_scratch *s = &ctx->s;
     int64_t n_ff = up->ne[1], n_embd = gate->ne[0];
     const clv_ffn_observer *obs = ctx->params.observer;
+    if (clv_cpu_ffn_sparse(ctx, il, dst, x, gate, up, down, n_tokens, act)) return;
     clv_op_matmul(ctx, s->ffn_a, gate, NULL, x, n_tokens);
     clv_op_matmul(ctx, s->ffn_b, up, NULL, x, n_tokens);
     if (il >= 0 && obs && obs->dense) {

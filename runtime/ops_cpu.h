@@ -21,6 +21,11 @@ void clv_cpu_quantize_activations(clv_context *ctx, int32_t wtype, const float *
 void clv_cpu_matmul_quantized(clv_context *ctx, float *dst, const clv_weight *w, const void *xq, size_t xq_stride,
                               int64_t n_tokens);
 
+/* Layer il's FFN on the sparse path (ops_cpu_sparse.c) when the context
+ * makes that layer sparse; false (nothing done) otherwise. */
+bool clv_cpu_ffn_sparse(clv_context *ctx, int64_t il, float *dst, const float *x, const clv_weight *gate,
+                        const clv_weight *up, const clv_weight *down, int64_t n_tokens, clv_ffn_act act);
+
 /* Reference-mode product: float activations, weights decoded by the scalar
  * dequantizer (clv_context_params.f32_activations). */
 void clv_cpu_matmul_reference(clv_context *ctx, float *dst, const clv_weight *w, const float *src, int64_t n_tokens);

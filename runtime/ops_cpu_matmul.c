@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "dequantize.h"
+#include "gemm.h"
 #include "matvec.h"
 #include "ops.h"
 #include "ops_cpu.h"
@@ -121,6 +122,51 @@ void clv_cpu_matmul_reference(clv_context *ctx, float *dst, const clv_weight *w,
     clv_cpu_parallel_for(ctx, w->ne[1], 4, (double)w->ne[0] * (double)n_tokens * 4, reference_rows, &a);
 }
 
+typedef struct gemm_job {
+    clv_work_counter counter;
+    const clv_weight *w;
+    const float *src;
+    float *dst;
+    int64_t n_tokens;
+    float *panels;
+    size_t panel_floats;
+    _Atomic int failed;
+} gemm_job;
+
+/* Each thread decodes CLV_GEMM_PANEL_ROWS weight rows at a time into its own
+ * panel and multiplies every token with it. */
+static void gemm_worker(void *p, int ith, int nth) {
+    (void)nth;
+    gemm_job *job = p;
+    const clv_weight *w = job->w;
+    int64_t n_in = w->ne[0], n_out = w->ne[1];
+    float *panel = job->panels + (size_t)ith * job->panel_floats;
+    clv_dnnl_single_thread();
+    int64_t r0, r1;
+    while (clv_work_counter_next(&job->counter, &r0, &r1)) {
+        for (int64_t r = r0; r < r1; r++) {
+            const uint8_t *row = (const uint8_t *)w->data + (uint64_t)r * w->row_bytes;
+            clv_status st = clv_dequantize_row(w->type, row, panel + (r - r0) * n_in, n_in);
+            CLV_ASSERT(st == CLV_OK); /* types are checked at load */
+        }
+        if (clv_dnnl_gemm_f32(job->n_tokens, r1 - r0, n_in, job->src, n_in, panel, n_in, job->dst + r0, n_out))
+            job->failed = 1;
+    }
+}
+
+/* The oneDNN path; false when it is off or not built, or oneDNN refused
+ * (then the caller computes the product its own way). */
+static bool matmul_dnnl(clv_context *ctx, float *dst, const clv_weight *w, const float *src, int64_t n_tokens) {
+    int64_t min_batch = ctx->params.gemm_min_batch;
+    if (min_batch <= 0 || n_tokens < min_batch || !ctx->s.gemm_panel_floats) return false;
+    if ((size_t)(CLV_GEMM_PANEL_ROWS * w->ne[0]) > ctx->s.gemm_panel_floats) return false;
+    gemm_job job = {.w = w, .src = src, .dst = dst, .n_tokens = n_tokens, .panels = ctx->s.gemm_panels,
+                    .panel_floats = ctx->s.gemm_panel_floats};
+    clv_work_counter_init(&job.counter, w->ne[1], CLV_GEMM_PANEL_ROWS);
+    clv_threadpool_run(ctx->pool, gemm_worker, &job);
+    return !job.failed;
+}
+
 void clv_op_matmul(clv_context *ctx, float *dst, const clv_weight *w, const clv_weight *bias, const float *src,
                    int64_t n_tokens) {
     CLV_ASSERT(n_tokens <= ctx->params.n_batch * (ctx->model->hp.n_expert_used ? ctx->model->hp.n_expert_used : 1));
@@ -128,6 +174,8 @@ void clv_op_matmul(clv_context *ctx, float *dst, const clv_weight *w, const clv_
     ctx->weight_bytes_read += w->bytes;
     if (ctx->params.f32_activations) {
         clv_cpu_matmul_reference(ctx, dst, w, src, n_tokens);
+    } else if (matmul_dnnl(ctx, dst, w, src, n_tokens)) {
+        /* done */
     } else {
         size_t stride = clv_cpu_activation_bytes(w->type, n_in);
         CLV_ASSERT(stride <= ctx->s.xq_row_bytes);

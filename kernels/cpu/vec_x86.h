@@ -6,6 +6,7 @@
 
 #include <math.h>
 
+#include "blocks.h"
 #include "fp16.h"
 #include "vec_impl.h"
 
@@ -161,6 +162,42 @@ static void v_axpy(float *y, float a, const float *x, int64_t n) {
     for (; i < n; i++) y[i] += a * x[i];
 }
 
+/* Q8_0 rows: four at a time, so that each piece of y is loaded and stored
+ * once per four rows; within a piece the rows are added in order, as the
+ * scalar reference does. */
+static void v_axpy_q8_0_rows(float *y, int64_t n, const uint8_t *rows, size_t row_stride, const int32_t *ids,
+                             const float *a, int64_t n_rows) {
+    const int64_t nb = n / CLV_QK;
+    int64_t k = 0;
+    for (; k + 4 <= n_rows; k += 4) {
+        const clv_block_q8_0 *r0 = (const clv_block_q8_0 *)(const void *)(rows + (size_t)ids[k] * row_stride);
+        const clv_block_q8_0 *r1 = (const clv_block_q8_0 *)(const void *)(rows + (size_t)ids[k + 1] * row_stride);
+        const clv_block_q8_0 *r2 = (const clv_block_q8_0 *)(const void *)(rows + (size_t)ids[k + 2] * row_stride);
+        const clv_block_q8_0 *r3 = (const clv_block_q8_0 *)(const void *)(rows + (size_t)ids[k + 3] * row_stride);
+        for (int64_t j = 0; j < nb; j++) {
+            const V s0 = vset1(a[k] * _cvtsh_ss(r0[j].d)), s1 = vset1(a[k + 1] * _cvtsh_ss(r1[j].d));
+            const V s2 = vset1(a[k + 2] * _cvtsh_ss(r2[j].d)), s3 = vset1(a[k + 3] * _cvtsh_ss(r3[j].d));
+            float *yj = y + j * CLV_QK;
+            for (int i = 0; i < CLV_QK; i += VN) {
+                V acc = vload(yj + i);
+                acc = vfma(s0, vload_i8(r0[j].qs + i), acc);
+                acc = vfma(s1, vload_i8(r1[j].qs + i), acc);
+                acc = vfma(s2, vload_i8(r2[j].qs + i), acc);
+                acc = vfma(s3, vload_i8(r3[j].qs + i), acc);
+                vstore(yj + i, acc);
+            }
+        }
+    }
+    for (; k < n_rows; k++) {
+        const clv_block_q8_0 *r0 = (const clv_block_q8_0 *)(const void *)(rows + (size_t)ids[k] * row_stride);
+        for (int64_t j = 0; j < nb; j++) {
+            const V s0 = vset1(a[k] * _cvtsh_ss(r0[j].d));
+            float *yj = y + j * CLV_QK;
+            for (int i = 0; i < CLV_QK; i += VN) vstore(yj + i, vfma(s0, vload_i8(r0[j].qs + i), vload(yj + i)));
+        }
+    }
+}
+
 static void v_f16_to_f32(float *y, const uint16_t *x, int64_t n) {
     int64_t i = 0;
     for (; i + VN <= n; i += VN) vstore(y + i, vload_f16(x + i));
@@ -189,8 +226,8 @@ static void v_f32_to_bf16(uint16_t *y, const float *x, int64_t n) {
     {                                                                                                     \
         .built = true, .rmsnorm = v_rmsnorm, .softmax = v_softmax, .silu = v_silu_row, .gelu = v_gelu_row, \
         .swiglu = v_swiglu, .geglu = v_geglu, .add = v_add, .mul = v_mul, .scale = v_scale, .dot = v_dot,  \
-        .axpy = v_axpy, .f16_to_f32 = v_f16_to_f32, .f32_to_f16 = v_f32_to_f16,                            \
-        .bf16_to_f32 = v_bf16_to_f32, .f32_to_bf16 = v_f32_to_bf16,                                        \
+        .axpy = v_axpy, .axpy_q8_0_rows = v_axpy_q8_0_rows, .f16_to_f32 = v_f16_to_f32,                      \
+        .f32_to_f16 = v_f32_to_f16, .bf16_to_f32 = v_bf16_to_f32, .f32_to_bf16 = v_f32_to_bf16,            \
     }
 
 #endif

@@ -1,0 +1,249 @@
+/* Activation-sparse dense FFN (clv_ffn_sparsity in context.h) on the CPU.
+ *
+ * Decode (one token, quantized products): the predictor, when the layer has
+ * one, picks the candidate neurons; only their gate rows are read; act is
+ * computed for them; neurons with |act| <= threshold are dropped; up rows
+ * are read only for the survivors, h = act * up; and the output is
+ * sum_i h_i * down_t[i] over the survivors, with ffn_down transposed at
+ * context creation so that a neuron is one contiguous row. Each thread owns
+ * a slice of the output, so the sum needs no reduction.
+ *
+ * Batches and reference mode compute gate and up densely, zero the skipped
+ * neurons and run down densely: the same neurons, the same numbers up to
+ * rounding (and the transposed down's 8-bit requantization).
+ *
+ * The observer sees act for every neuron whose gate row was computed
+ * (including those then dropped by the threshold) and 0 for the neurons the
+ * predictor skipped, in both modes. */
+#include <math.h>
+#include <string.h>
+
+#include "matvec.h"
+#include "ops.h"
+#include "ops_cpu.h"
+#include "types.h"
+#include "vec.h"
+
+/* act in place on n values */
+static void apply_act(float *v, int64_t n, clv_ffn_act act) {
+    switch (act) {
+    case CLV_ACT_SILU: clv_vec_silu(v, v, n); break;
+    case CLV_ACT_GELU: clv_vec_gelu(v, v, n); break;
+    case CLV_ACT_RELU:
+        for (int64_t i = 0; i < n; i++) v[i] = v[i] > 0.0f ? v[i] : 0.0f;
+        break;
+    }
+}
+
+/* Predictor logits for n_tokens rows of x into sp->pred_logit [n_tokens][n_ff],
+ * without b2 (the callers add it where they compare). */
+static void predict(clv_context *ctx, const clv_neuron_predictor *p, const float *x, int64_t n_tokens) {
+    clv_sparse_state *sp = ctx->sparse;
+    int64_t rank = p->w1->ne[1];
+    clv_op_matmul(ctx, sp->pred_hidden, p->w1, NULL, x, n_tokens);
+    for (int64_t t = 0; t < n_tokens; t++) {
+        float *h = sp->pred_hidden + t * rank;
+        for (int64_t r = 0; r < rank; r++) {
+            float v = h[r] + (p->b1 ? p->b1[r] : 0.0f);
+            h[r] = v > 0.0f ? v : 0.0f;
+        }
+    }
+    clv_op_matmul(ctx, sp->pred_logit, p->w2, NULL, sp->pred_hidden, n_tokens);
+    ctx->weight_bytes_read += (uint64_t)((p->b1 ? rank : 0) + (p->b2 ? p->w2->ne[1] : 0)) * sizeof(float);
+}
+
+static inline bool predicted_active(const clv_neuron_predictor *p, const float *logit, int64_t i) {
+    return logit[i] + (p->b2 ? p->b2[i] : 0.0f) > p->logit_threshold;
+}
+
+/* --- batches and reference mode: dense, masked ------------------------------------------ */
+
+typedef struct mask_args {
+    float *a;             /* gate -> act, [n_tokens][n_ff] */
+    const float *b;       /* up */
+    const float *logit;   /* predictor logits or NULL */
+    const clv_neuron_predictor *p;
+    int64_t n_ff;
+    float threshold;
+    clv_ffn_act act;
+} mask_args;
+
+static void act_mask_range(void *arg, int64_t b, int64_t e) {
+    mask_args *m = arg;
+    apply_act(m->a + b, e - b, m->act);
+    if (!m->logit) return;
+    for (int64_t k = b; k < e; k++) {
+        if (!predicted_active(m->p, m->logit + (k / m->n_ff) * m->n_ff, k % m->n_ff)) m->a[k] = 0.0f;
+    }
+}
+
+static void threshold_mul_range(void *arg, int64_t b, int64_t e) {
+    mask_args *m = arg;
+    for (int64_t k = b; k < e; k++) m->a[k] = fabsf(m->a[k]) > m->threshold ? m->a[k] * m->b[k] : 0.0f;
+}
+
+static void ffn_masked(clv_context *ctx, int64_t il, float *dst, const float *x, const clv_weight *gate,
+                       const clv_weight *up, const clv_weight *down, int64_t n_tokens, clv_ffn_act act) {
+    const clv_sparse_layer *sl = &ctx->sparse->layers[il];
+    clv_scratch *s = &ctx->s;
+    int64_t n_ff = up->ne[1], n_embd = gate->ne[0];
+    clv_op_matmul(ctx, s->ffn_a, gate, NULL, x, n_tokens);
+    clv_op_matmul(ctx, s->ffn_b, up, NULL, x, n_tokens);
+    if (sl->predictor) predict(ctx, sl->predictor, x, n_tokens);
+    mask_args m = {s->ffn_a, s->ffn_b, sl->predictor ? ctx->sparse->pred_logit : NULL, sl->predictor, n_ff,
+                   sl->threshold, act};
+    clv_cpu_parallel_for(ctx, n_tokens * n_ff, 2048, 20, act_mask_range, &m);
+    const clv_ffn_observer *obs = ctx->params.observer;
+    if (obs && obs->dense) obs->dense(obs->user, il, x, s->ffn_a, n_tokens, n_embd, n_ff);
+    clv_cpu_parallel_for(ctx, n_tokens * n_ff, 2048, 2, threshold_mul_range, &m);
+    clv_op_matmul(ctx, dst, down, NULL, s->ffn_a, n_tokens);
+}
+
+/* --- decode: only the active rows -------------------------------------------------------- */
+
+typedef struct rows_args {
+    const clv_weight *gate, *up;
+    const void *xq_gate, *xq_up;
+    clv_sparse_state *sp;
+    float *gate_out, *up_out; /* by neuron: ffn_a, ffn_b */
+    int64_t n_cand, chunk;
+    float threshold;
+    clv_ffn_act act;
+} rows_args;
+
+/* y[id] = W[id] . x for the sorted ids, one kernel call per run of
+ * consecutive ids. */
+static void matvec_ids(const clv_weight *w, const void *xq, const int32_t *ids, int64_t n, float *y) {
+    for (int64_t k = 0; k < n;) {
+        int64_t r0 = ids[k], len = 1;
+        while (k + len < n && ids[k + len] == r0 + len) len++;
+        clv_cpu_matvec(w->type, w->data, w->row_bytes, w->ne[0], xq, y + r0, r0, r0 + len);
+        k += len;
+    }
+}
+
+/* One chunk of candidates: gate, act, threshold, up, h. Survivors go to
+ * active / active_h from the chunk's first position on. */
+static void rows_chunk(rows_args *a, int64_t b, int64_t e) {
+    clv_sparse_state *sp = a->sp;
+    const int32_t *cand = sp->cand + b;
+    int64_t n = e - b;
+    matvec_ids(a->gate, a->xq_gate, cand, n, a->gate_out);
+    float *act = sp->cand_act + b;
+    for (int64_t k = 0; k < n; k++) act[k] = a->gate_out[cand[k]];
+    apply_act(act, n, a->act);
+    int32_t *ids = sp->active + b;
+    float *h = sp->active_h + b;
+    int64_t n_active = 0;
+    for (int64_t k = 0; k < n; k++) {
+        a->gate_out[cand[k]] = act[k]; /* what the observer sees */
+        if (fabsf(act[k]) > a->threshold) {
+            ids[n_active] = cand[k];
+            h[n_active++] = act[k];
+        }
+    }
+    matvec_ids(a->up, a->xq_up, ids, n_active, a->up_out);
+    for (int64_t k = 0; k < n_active; k++) h[k] *= a->up_out[ids[k]];
+    sp->chunk_active[b / a->chunk] = n_active;
+}
+
+static void rows_range(void *arg, int64_t b, int64_t e) {
+    rows_args *a = arg;
+    /* Whole chunks even when one thread takes the whole range, so that the
+     * per-chunk counts line up. */
+    for (int64_t c = b; c < e; c += a->chunk) rows_chunk(a, c, c + a->chunk < e ? c + a->chunk : e);
+}
+
+typedef struct down_args {
+    const clv_sparse_layer *sl;
+    const int32_t *ids;
+    const float *h;
+    int64_t n_active, n_embd;
+    float *dst;
+} down_args;
+
+/* Output elements are handed out in units of one Q8_0 block. */
+#define DOWN_UNIT 32
+
+static void down_range(void *arg, int64_t b, int64_t e) {
+    down_args *a = arg;
+    int64_t e0 = b * DOWN_UNIT, e1 = e * DOWN_UNIT < a->n_embd ? e * DOWN_UNIT : a->n_embd;
+    float *y = a->dst + e0;
+    memset(y, 0, (size_t)(e1 - e0) * sizeof(float));
+    const uint8_t *rows = a->sl->down_t;
+    if (a->sl->down_t_type == CLV_TYPE_Q8_0) {
+        clv_vec_axpy_q8_0_rows(y, e1 - e0, rows + (size_t)(e0 / 32) * 34, a->sl->down_t_row_bytes, a->ids, a->h,
+                               a->n_active);
+        clv_vec_mul(y, y, a->sl->down_t_scale + e0, e1 - e0);
+    } else {
+        for (int64_t k = 0; k < a->n_active; k++) {
+            const float *row = (const float *)(const void *)(rows + (size_t)a->ids[k] * a->sl->down_t_row_bytes);
+            clv_vec_axpy(y, a->h[k], row + e0, e1 - e0);
+        }
+    }
+}
+
+static void ffn_decode(clv_context *ctx, int64_t il, float *dst, const float *x, const clv_weight *gate,
+                       const clv_weight *up, int64_t n_ff, clv_ffn_act act) {
+    clv_sparse_state *sp = ctx->sparse;
+    const clv_sparse_layer *sl = &sp->layers[il];
+    clv_scratch *s = &ctx->s;
+    int64_t n_embd = gate->ne[0];
+
+    /* Candidates: what the predictor lets through, or every neuron. */
+    int64_t n_cand = 0;
+    if (sl->predictor) {
+        predict(ctx, sl->predictor, x, 1);
+        for (int64_t i = 0; i < n_ff; i++) {
+            if (predicted_active(sl->predictor, sp->pred_logit, i)) sp->cand[n_cand++] = (int32_t)i;
+        }
+    } else {
+        for (int64_t i = 0; i < n_ff; i++) sp->cand[n_cand++] = (int32_t)i;
+    }
+
+    /* x quantized once for gate and, when its partner type differs, for up. */
+    uint8_t *xq_gate = sp->xq, *xq_up = xq_gate;
+    clv_cpu_quantize_activation(gate->type, x, xq_gate, n_embd);
+    if (clv_cpu_vec_dot_type(up->type) != clv_cpu_vec_dot_type(gate->type)) {
+        xq_up = xq_gate + s->xq_row_bytes;
+        clv_cpu_quantize_activation(up->type, x, xq_up, n_embd);
+    }
+
+    memset(s->ffn_a, 0, (size_t)n_ff * sizeof(float)); /* act of skipped neurons reads 0 */
+    int64_t nth = clv_threadpool_n_threads(ctx->pool);
+    int64_t chunk = n_cand / (nth * 8);
+    chunk = chunk < 16 ? 16 : chunk > 256 ? 256 : chunk;
+    rows_args ra = {gate, up, xq_gate, xq_up, sp, s->ffn_a, s->ffn_b, n_cand, chunk, sl->threshold, act};
+    clv_cpu_parallel_for(ctx, n_cand, chunk, (double)n_embd * 2, rows_range, &ra);
+    const clv_ffn_observer *obs = ctx->params.observer;
+    if (obs && obs->dense) obs->dense(obs->user, il, x, s->ffn_a, 1, n_embd, n_ff);
+
+    /* Survivors of every chunk, packed to the front. */
+    int64_t n_active = 0;
+    for (int64_t c = 0; c * chunk < n_cand; c++) {
+        int64_t cnt = sp->chunk_active[c];
+        memmove(sp->active + n_active, sp->active + c * chunk, (size_t)cnt * sizeof(int32_t));
+        memmove(sp->active_h + n_active, sp->active_h + c * chunk, (size_t)cnt * sizeof(float));
+        n_active += cnt;
+    }
+    ctx->weight_bytes_read += (uint64_t)n_cand * gate->row_bytes + (uint64_t)n_active * up->row_bytes +
+                              (uint64_t)n_active * sl->down_t_row_bytes;
+
+    down_args da = {sl, sp->active, sp->active_h, n_active, n_embd, dst};
+    int64_t n_units = (n_embd + DOWN_UNIT - 1) / DOWN_UNIT;
+    /* One slice per thread: a row's slice then spans as few cache lines as it can. */
+    int64_t unit_chunk = (n_units + nth - 1) / nth;
+    clv_cpu_parallel_for(ctx, n_units, unit_chunk, (double)(n_active + 1) * DOWN_UNIT, down_range, &da);
+}
+
+bool clv_cpu_ffn_sparse(clv_context *ctx, int64_t il, float *dst, const float *x, const clv_weight *gate,
+                        const clv_weight *up, const clv_weight *down, int64_t n_tokens, clv_ffn_act act) {
+    if (il < 0 || !ctx->sparse || !ctx->sparse->layers[il].sparse) return false;
+    CLV_ASSERT(gate && up->ne[1] == down->ne[0] && gate->ne[1] == up->ne[1]);
+    if (n_tokens == 1 && !ctx->params.f32_activations) {
+        ffn_decode(ctx, il, dst, x, gate, up, up->ne[1], act);
+    } else {
+        ffn_masked(ctx, il, dst, x, gate, up, down, n_tokens, act);
+    }
+    return true;
+}
