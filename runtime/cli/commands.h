@@ -18,5 +18,7 @@ int clv_cmd_perplexity(int argc, char **argv);
 int clv_cmd_bench(int argc, char **argv);
 int clv_cmd_mkmodel(int argc, char **argv);
 int clv_cmd_template(int argc, char **argv);
+int clv_cmd_profile(int argc, char **argv);
+int clv_cmd_profile_hardware(int argc, char **argv); /* `cleave profile --hardware` */
 
 #endif

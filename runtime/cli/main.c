@@ -14,6 +14,7 @@ static const clv_command commands[] = {
     {"perplexity", "perplexity of a model on a text (llama-perplexity conventions)", clv_cmd_perplexity},
     {"mkmodel", "write a synthetic model of a real shape with planted statistics", clv_cmd_mkmodel},
     {"template", "render a conversation with the model's chat template", clv_cmd_template},
+    {"profile", "count hot neurons and experts on calibration text; measure the hardware", clv_cmd_profile},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
