@@ -45,7 +45,7 @@ static void keep_x(collector *c, int64_t il, int64_t s, const float *x) {
     if (s + 1 > c->filled[il]) c->filled[il] = s + 1;
 }
 
-static void observe_dense(void *user, int64_t il, const float *x, const float *act, int64_t n_tokens, int64_t n_embd,
+static void observe_dense(void *user, int64_t il, const float *x, const float *h, int64_t n_tokens, int64_t n_embd,
                           int64_t n_ff) {
     collector *c = user;
     clv_profile_layer *l = &c->p->layers[il];
@@ -55,7 +55,7 @@ static void observe_dense(void *user, int64_t il, const float *x, const float *a
     for (int64_t r = 0; r < c->n_rows; r++) {
         int64_t t = c->first_row + r;
         CLV_ASSERT(t < n_tokens);
-        const float *a = act + t * n_ff;
+        const float *a = h + t * n_ff;
         for (int64_t i = 0; i < n_ff; i++) hist[clv_profile_hist_bin(a[i])]++;
         if (c->pass != PASS_COUNT) continue;
         int64_t s = sample_slot(c, c->batch_token + r);

@@ -1,4 +1,5 @@
-/* The calibration run: tokens through the model, every dense FFN's act(gate)
+/* The calibration run: tokens through the model, every dense FFN's gated
+ * activation h = act(gate) * up
  * and every router's choice counted into a clv_profile.
  *
  * The tokens are cut into chunks of n_ctx - 1 (with bos) or n_ctx tokens;
@@ -7,9 +8,9 @@
  * counted: n_tokens counted tokens are exactly the tokens given.
  *
  * SwiGLU/GeGLU models have no exact zeros, so first a calibration pass over
- * the first n_calib_tokens fills each layer's |act| histogram, from which the
+ * the first n_calib_tokens fills each layer's |h| histogram, from which the
  * layer's threshold is clv_profile_threshold_for(sparsity); then the
- * counting pass over all tokens counts a neuron active when |act| exceeds it
+ * counting pass over all tokens counts a neuron active when |h| exceeds it
  * and refills the histogram, so the file's histogram covers the counted
  * tokens. ReLU models need no first pass: the threshold is 0.
  *

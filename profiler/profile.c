@@ -1,4 +1,4 @@
-/* The profile: allocation, the |act| histogram and its thresholds, and the
+/* The profile: allocation, the |h| histogram and its thresholds, and the
  * GGUF file (keys and tensors are listed in docs/profiler.md). Loading trusts
  * nothing: every tensor's type and shape is checked against the keys before a
  * byte is read, and every value that is later used as an index or a count is

@@ -1,15 +1,15 @@
 /* A profile: what a calibration run learned about one model's FFNs.
  *
  * Per layer: how often each dense-FFN neuron was active and a histogram of
- * |act(gate)| (from which the threshold for any target sparsity follows), or,
+ * its gated activation |h| = |act(gate . x) * (up . x)| (from which the threshold for any target sparsity follows), or,
  * for MoE layers, how often each expert was chosen, its summed routing weight
  * and which experts of the next layer followed; plus a bounded, subsampled set
  * of (FFN input, active mask) and (FFN input, chosen experts) pairs that the
  * predictors are trained from. The same tokens are sampled in every layer, so
  * sample s of layer l and sample s of layer l+1 come from one token.
  *
- * A neuron is active when |act(gate . x)| > threshold of its layer: for ReLU
- * models the threshold is 0 (output > 0); for SwiGLU/GeGLU models it is the
+ * A neuron is active when |h| > threshold of its layer: for ReLU models the
+ * threshold is 0 (the ReLU's output > 0); for SwiGLU/GeGLU models it is the
  * per-layer magnitude chosen so that the target sparsity (the share of
  * neurons below it) is reached on the calibration text.
  *
@@ -24,7 +24,7 @@
 
 #include "status.h"
 
-/* |act| histogram: bin 0 holds exact zeros (and values below the first edge);
+/* |h| histogram: bin 0 holds exact zeros (and values below the first edge);
  * bin b >= 1 holds [2^((b-1)/CLV_PROFILE_HIST_PER_OCTAVE + CLV_PROFILE_HIST_MIN_EXP),
  * next edge); the last bin everything above. */
 #define CLV_PROFILE_HIST_PER_OCTAVE 16
@@ -35,7 +35,7 @@ typedef struct clv_profile_layer {
     /* dense FFN (n_ff == 0: the layer has none) */
     int64_t n_ff;
     int64_t *neuron_active;  /* [n_ff] tokens in which the neuron was active */
-    int64_t *act_hist;       /* [CLV_PROFILE_HIST_BINS] |act(gate)| over all neurons and tokens */
+    int64_t *act_hist;       /* [CLV_PROFILE_HIST_BINS] |h| over all neurons and tokens */
     float threshold;         /* the layer's activity threshold (0 for ReLU) */
 
     /* MoE routing (n_expert == 0: the layer has none) */
@@ -82,7 +82,7 @@ clv_status clv_profile_save(const clv_profile *p, const char *path);
  * truncated file gives CLV_ERR_FORMAT with a message naming what is wrong. */
 clv_status clv_profile_load(const char *path, clv_profile **out);
 
-/* The |act| threshold at which a share `sparsity` (0..1) of layer il's neuron
+/* The |h| threshold at which a share `sparsity` (0..1) of layer il's neuron
  * activations fall at or below it, interpolated from the histogram; -1 when the
  * layer has no dense FFN or no counts. */
 float clv_profile_threshold_for(const clv_profile *p, int64_t il, double sparsity);

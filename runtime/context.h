@@ -22,9 +22,9 @@ struct clv_threadpool;
 typedef struct clv_ffn_observer {
     void *user;
     /* Layer il's dense FFN (not a shared expert): x is its input (after the
-     * norm) [n_tokens][n_embd], act = act(gate . x) [n_tokens][n_ff], the
-     * value that multiplies up . x. */
-    void (*dense)(void *user, int64_t il, const float *x, const float *act, int64_t n_tokens, int64_t n_embd,
+     * norm) [n_tokens][n_embd], h = act(gate . x) * (up . x) [n_tokens][n_ff],
+     * each neuron's gated activation, the value down multiplies. */
+    void (*dense)(void *user, int64_t il, const float *x, const float *h, int64_t n_tokens, int64_t n_embd,
                   int64_t n_ff);
     /* Layer il's routing: x as above, ids and weights [n_tokens][n_used] the
      * chosen experts and the weights their outputs are summed with. */
@@ -44,12 +44,15 @@ typedef struct clv_neuron_predictor {
     float logit_threshold;
 } clv_neuron_predictor;
 
-/* Activation sparsity for dense FFNs (CATS-style): neuron i of layer il is
- * skipped when |act(gate_i . x)| <= threshold[il], and, with a predictor,
- * also when the predictor says it is inactive (then its gate row is not even
- * read). Decode computes only the surviving rows of gate, up and down;
- * batches compute densely and zero the skipped neurons, which gives the same
- * numbers. Borrowed: must outlive the context. */
+/* Activation sparsity for dense FFNs: neuron i of layer il is skipped when
+ * its gated activation |act(gate_i . x) * (up_i . x)| <= threshold[il], and,
+ * with a predictor, also when the predictor says it is inactive (then its
+ * gate and up rows are not even read). Decode computes only the predicted
+ * rows of gate and up and the surviving rows of down; batches compute densely
+ * and zero the skipped neurons, which gives the same numbers. Thresholding
+ * the product rather than act(gate) alone (CATS) keeps far more quality at
+ * the same sparsity on small models (docs/profiler.md). Borrowed: must
+ * outlive the context. */
 typedef struct clv_ffn_sparsity {
     const float *threshold;                 /* [n_layer]; a negative entry leaves the layer dense (its
                                                predictor unused) */

@@ -115,22 +115,6 @@ typedef struct glu_args {
     clv_ffn_act act;
 } glu_args;
 
-static void act_range(void *p, int64_t b, int64_t e) {
-    glu_args *a = p;
-    switch (a->act) {
-    case CLV_ACT_SILU: clv_vec_silu(a->dst + b, a->gate + b, e - b); break;
-    case CLV_ACT_GELU: clv_vec_gelu(a->dst + b, a->gate + b, e - b); break;
-    case CLV_ACT_RELU:
-        for (int64_t i = b; i < e; i++) a->dst[i] = a->gate[i] > 0.0f ? a->gate[i] : 0.0f;
-        break;
-    }
-}
-
-static void mul_range(void *p, int64_t b, int64_t e) {
-    glu_args *a = p;
-    clv_vec_mul(a->dst + b, a->gate + b, a->up + b, e - b);
-}
-
 static void glu_range(void *p, int64_t b, int64_t e) {
     glu_args *a = p;
     switch (a->act) {
@@ -156,15 +140,8 @@ void clv_op_ffn(clv_context *ctx, int64_t il, float *dst, const float *x, const 
     if (clv_cpu_ffn_sparse(ctx, il, dst, x, gate, up, down, n_tokens, act)) return;
     clv_op_matmul(ctx, s->ffn_a, gate, NULL, x, n_tokens);
     clv_op_matmul(ctx, s->ffn_b, up, NULL, x, n_tokens);
-    if (il >= 0 && obs && obs->dense) {
-        /* act(gate) first, so the observer sees it, then the product. */
-        glu_args a = {s->ffn_a, s->ffn_a, s->ffn_b, act};
-        clv_cpu_parallel_for(ctx, n_tokens * n_ff, 2048, 20, act_range, &a);
-        obs->dense(obs->user, il, x, s->ffn_a, n_tokens, n_embd, n_ff);
-        clv_cpu_parallel_for(ctx, n_tokens * n_ff, 2048, 2, mul_range, &a);
-    } else {
-        clv_op_glu(ctx, s->ffn_a, s->ffn_a, s->ffn_b, n_tokens, n_ff, act);
-    }
+    clv_op_glu(ctx, s->ffn_a, s->ffn_a, s->ffn_b, n_tokens, n_ff, act);
+    if (il >= 0 && obs && obs->dense) obs->dense(obs->user, il, x, s->ffn_a, n_tokens, n_embd, n_ff);
     clv_op_matmul(ctx, dst, down, NULL, s->ffn_a, n_tokens);
 }
 

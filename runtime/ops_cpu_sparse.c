@@ -1,20 +1,20 @@
 /* Activation-sparse dense FFN (clv_ffn_sparsity in context.h) on the CPU.
  *
  * Decode (one token, quantized products): the predictor, when the layer has
- * one, picks the candidate neurons; only their gate rows are read; act is
- * computed for them; neurons with |act| <= threshold are dropped; up rows
- * are read only for the survivors, h = act * up; and the output is
- * sum_i h_i * down_t[i] over the survivors, with ffn_down transposed at
- * context creation so that a neuron is one contiguous row. Each thread owns
- * a slice of the output, so the sum needs no reduction.
+ * one, picks the candidate neurons; only their gate and up rows are read;
+ * h = act(gate) * up is computed for them; neurons with |h| <= threshold
+ * are dropped; and the output is sum_i h_i * down_t[i] over the survivors,
+ * with ffn_down transposed at context creation so that a neuron is one
+ * contiguous row. Each thread owns a slice of the output, so the sum needs
+ * no reduction.
  *
  * Batches and reference mode compute gate and up densely, zero the skipped
  * neurons and run down densely: the same neurons, the same numbers up to
  * rounding (and the transposed down's 8-bit requantization).
  *
- * The observer sees act for every neuron whose gate row was computed
- * (including those then dropped by the threshold) and 0 for the neurons the
- * predictor skipped, in both modes. */
+ * The observer sees h for every neuron whose rows were computed (including
+ * those then dropped by the threshold) and 0 for the neurons the predictor
+ * skipped, in both modes. */
 #include <math.h>
 #include <string.h>
 
@@ -77,9 +77,15 @@ static void act_mask_range(void *arg, int64_t b, int64_t e) {
     }
 }
 
-static void threshold_mul_range(void *arg, int64_t b, int64_t e) {
+static void mul_range(void *arg, int64_t b, int64_t e) {
     mask_args *m = arg;
-    for (int64_t k = b; k < e; k++) m->a[k] = fabsf(m->a[k]) > m->threshold ? m->a[k] * m->b[k] : 0.0f;
+    clv_vec_mul(m->a + b, m->a + b, m->b + b, e - b);
+}
+
+static void threshold_range(void *arg, int64_t b, int64_t e) {
+    mask_args *m = arg;
+    for (int64_t k = b; k < e; k++)
+        if (!(fabsf(m->a[k]) > m->threshold)) m->a[k] = 0.0f;
 }
 
 static void ffn_masked(clv_context *ctx, int64_t il, float *dst, const float *x, const clv_weight *gate,
@@ -93,9 +99,10 @@ static void ffn_masked(clv_context *ctx, int64_t il, float *dst, const float *x,
     mask_args m = {s->ffn_a, s->ffn_b, sl->predictor ? ctx->sparse->pred_logit : NULL, sl->predictor, n_ff,
                    sl->threshold, act};
     clv_cpu_parallel_for(ctx, n_tokens * n_ff, 2048, 20, act_mask_range, &m);
+    clv_cpu_parallel_for(ctx, n_tokens * n_ff, 2048, 2, mul_range, &m);
     const clv_ffn_observer *obs = ctx->params.observer;
     if (obs && obs->dense) obs->dense(obs->user, il, x, s->ffn_a, n_tokens, n_embd, n_ff);
-    clv_cpu_parallel_for(ctx, n_tokens * n_ff, 2048, 2, threshold_mul_range, &m);
+    clv_cpu_parallel_for(ctx, n_tokens * n_ff, 2048, 2, threshold_range, &m);
     clv_op_matmul(ctx, dst, down, NULL, s->ffn_a, n_tokens);
 }
 
@@ -122,13 +129,14 @@ static void matvec_ids(const clv_weight *w, const void *xq, const int32_t *ids, 
     }
 }
 
-/* One chunk of candidates: gate, act, threshold, up, h. Survivors go to
- * active / active_h from the chunk's first position on. */
+/* One chunk of candidates: gate, up, h = act(gate) * up, threshold.
+ * Survivors go to active / active_h from the chunk's first position on. */
 static void rows_chunk(rows_args *a, int64_t b, int64_t e) {
     clv_sparse_state *sp = a->sp;
     const int32_t *cand = sp->cand + b;
     int64_t n = e - b;
     matvec_ids(a->gate, a->xq_gate, cand, n, a->gate_out);
+    matvec_ids(a->up, a->xq_up, cand, n, a->up_out);
     float *act = sp->cand_act + b;
     for (int64_t k = 0; k < n; k++) act[k] = a->gate_out[cand[k]];
     apply_act(act, n, a->act);
@@ -136,14 +144,13 @@ static void rows_chunk(rows_args *a, int64_t b, int64_t e) {
     float *h = sp->active_h + b;
     int64_t n_active = 0;
     for (int64_t k = 0; k < n; k++) {
-        a->gate_out[cand[k]] = act[k]; /* what the observer sees */
-        if (fabsf(act[k]) > a->threshold) {
+        float v = act[k] * a->up_out[cand[k]];
+        a->gate_out[cand[k]] = v; /* what the observer sees */
+        if (fabsf(v) > a->threshold) {
             ids[n_active] = cand[k];
-            h[n_active++] = act[k];
+            h[n_active++] = v;
         }
     }
-    matvec_ids(a->up, a->xq_up, ids, n_active, a->up_out);
-    for (int64_t k = 0; k < n_active; k++) h[k] *= a->up_out[ids[k]];
     sp->chunk_active[b / a->chunk] = n_active;
 }
 
@@ -209,7 +216,7 @@ static void ffn_decode(clv_context *ctx, int64_t il, float *dst, const float *x,
         clv_cpu_quantize_activation(up->type, x, xq_up, n_embd);
     }
 
-    memset(s->ffn_a, 0, (size_t)n_ff * sizeof(float)); /* act of skipped neurons reads 0 */
+    memset(s->ffn_a, 0, (size_t)n_ff * sizeof(float)); /* h of skipped neurons reads 0 */
     int64_t nth = clv_threadpool_n_threads(ctx->pool);
     int64_t chunk = n_cand / (nth * 8);
     chunk = chunk < 16 ? 16 : chunk > 256 ? 256 : chunk;
@@ -226,7 +233,7 @@ static void ffn_decode(clv_context *ctx, int64_t il, float *dst, const float *x,
         memmove(sp->active_h + n_active, sp->active_h + c * chunk, (size_t)cnt * sizeof(float));
         n_active += cnt;
     }
-    ctx->weight_bytes_read += (uint64_t)n_cand * gate->row_bytes + (uint64_t)n_active * up->row_bytes +
+    ctx->weight_bytes_read += (uint64_t)n_cand * (gate->row_bytes + up->row_bytes) +
                               (uint64_t)n_active * sl->down_t_row_bytes;
 
     down_args da = {sl, sp->active, sp->active_h, n_active, n_embd, dst};

@@ -9,7 +9,7 @@
  *      sum differs (bound 1e-5 relative); quantized ones get 8-bit rows in
  *      place of 8-bit activations (bound 0.1: dense decode itself is 7-8%
  *      from the float reference on these fixtures);
- *  (c) SwiGLU / GeGLU with each layer's median |act| as threshold: decode
+ *  (c) SwiGLU / GeGLU with each layer's median |h| as threshold: decode
  *      (only the active rows) and one batched call (dense, masked) make the
  *      same keep-or-skip decisions up to rounding at the threshold and give
  *      the same logits (F32, when no decision differs); both differ clearly
@@ -110,16 +110,16 @@ static double rel_err(const float *got, const float *want, int64_t n, int64_t V)
     return worst;
 }
 
-/* --- observer: |act| per layer (for median thresholds), skipped counts --------- */
+/* --- observer: |h| = |act(gate) * up| per layer (for median thresholds), skipped counts --------- */
 
 typedef struct act_log {
     int64_t n_layer;
-    float *vals[CLV_MAX_LAYERS]; /* |act| of every (token, neuron) seen */
+    float *vals[CLV_MAX_LAYERS]; /* |h| of every (token, neuron) seen */
     int64_t n[CLV_MAX_LAYERS], cap[CLV_MAX_LAYERS];
     int64_t zeros[CLV_MAX_LAYERS];  /* act exactly 0 */
-    int64_t above[CLV_MAX_LAYERS];  /* |act| > thr[il] */
+    int64_t above[CLV_MAX_LAYERS];  /* |h| > thr[il] */
     const float *thr;
-    uint8_t *bits[CLV_MAX_LAYERS]; /* with thr: |act| > thr[il] per (token, neuron), in call order */
+    uint8_t *bits[CLV_MAX_LAYERS]; /* with thr: |h| > thr[il] per (token, neuron), in call order */
     int64_t nbits[CLV_MAX_LAYERS], bits_cap[CLV_MAX_LAYERS];
 } act_log;
 
@@ -182,7 +182,7 @@ static int cmp_float(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* thr[il] = median |act| of layer il over the prompt, dense. */
+/* thr[il] = median |h| of layer il over the prompt, dense. */
 static void median_thresholds(clv_model *m, const int32_t *tokens, int64_t n, float *thr) {
     act_log g;
     log_init(&g, m, n * 65536);
@@ -424,11 +424,11 @@ static void free_predictor(const clv_model *m, rand_predictor *r) {
 
 /* End to end, decode against the masked batch. Their keep-or-skip decisions
  * (from the observer) must agree but for neurons a rounding puts across the
- * threshold: none or a handful with F32 weights (at most 0.1%), more with
+ * threshold: none or a handful with F32 weights (at most 0.2%), more with
  * quantized ones, where 8-bit activations (decode; the batch uses oneDNN's
  * float or the int8 kernels) and the 8-bit transposed down make x drift
  * apart layer by layer (measured 0.3-2% on the fixtures, 6% on SmolLM2
- * at its median |act|, 12% with a random predictor whose logits crowd its
+ * at its median |h|, 12% with a random predictor whose logits crowd its
  * threshold; bound 20%, where a wrong rule would give ~50%). With F32 weights and no
  * decision apart, logits agree within tol (1e-5); a decision apart moves
  * them by about one neuron's share, and on quantized weights these tiny
@@ -438,7 +438,7 @@ static void free_predictor(const clv_model *m, rand_predictor *r) {
 static void check_decisions(const char *what, const char *name, act_log *g, uint8_t **saved, double tol,
                             double e_decode) {
     int64_t total = 0, flips = count_flips(g, saved, &total);
-    double max_flips = (tol > 0 ? 0.001 : 0.2) * (double)total;
+    double max_flips = (tol > 0 ? 0.002 : 0.2) * (double)total;
     CHECK_MSG(total > 0 && (double)flips <= max_flips, "%s %s: %lld of %lld decisions differ between decode and batch",
               name, what, (long long)flips, (long long)total);
     if (tol > 0 && flips == 0) {
@@ -482,18 +482,18 @@ static void check_median(clv_model *m, const char *name, const int32_t *tokens, 
     free(run(dense, tokens, n_tok, true));
     uint64_t dense_bytes = dense->weight_bytes_read - bytes0;
     double e_decode = rel_err(s1, sb, n_tok, V), e_dense = rel_err(sb, db, n_tok, V);
-    check_decisions("median |act|", name, &g, saved.bits, tol, e_decode);
+    check_decisions("median |h|", name, &g, saved.bits, tol, e_decode);
     CHECK_MSG(e_dense >= (tol > 0 ? 10 * tol : 0.1), "%s: median threshold barely changes the logits (%.3g vs dense)",
               name, e_dense);
 
-    /* (f) Dense reads every FFN row; sparse reads all gate rows, and up
-     * and transposed-down rows of the active neurons only. */
+    /* (f) Dense reads every FFN row; sparse (no predictor) reads all gate
+     * and up rows, and transposed-down rows of the active neurons only. */
     uint64_t want = dense_bytes;
     int64_t active = 0, total = 0;
     for (int64_t il = 0; il < L; il++) {
         const clv_layer *l = &m->layers[il];
-        want -= (l->ffn_up->bytes + l->ffn_down->bytes) * (uint64_t)n_tok;
-        want += (uint64_t)g.above[il] * (l->ffn_up->row_bytes + sparse->sparse->layers[il].down_t_row_bytes);
+        want -= l->ffn_down->bytes * (uint64_t)n_tok;
+        want += (uint64_t)g.above[il] * sparse->sparse->layers[il].down_t_row_bytes;
         active += g.above[il];
         total += n_tok * m->hp.n_ff[il];
     }
@@ -502,7 +502,7 @@ static void check_median(clv_model *m, const char *name, const int32_t *tokens, 
     CHECK_MSG(sparse_bytes < dense_bytes, "%s: sparse decode reads %llu bytes, dense %llu", name,
               (unsigned long long)sparse_bytes, (unsigned long long)dense_bytes);
     CHECK(active > total / 4 && active < 3 * total / 4);
-    printf("(c) %-22s median |act|: %4.1f%% active, vs dense %.2e; bytes/token %.0f vs dense %.0f\n", name,
+    printf("(c) %-22s median |h|: %4.1f%% active, vs dense %.2e; bytes/token %.0f vs dense %.0f\n", name,
            100.0 * active / total, e_dense, (double)sparse_bytes / n_tok, (double)dense_bytes / n_tok);
     check_layers(m, name, thr, NULL, tokens, n_tok);
     free(db);

@@ -27,9 +27,10 @@ static void usage(FILE *f) {
             "                                         (cleave profile --hardware --help)\n\n"
             "Counts how often each dense-FFN neuron is active and each expert is chosen\n"
             "on calibration text, and keeps samples for training activation predictors.\n"
-            "A neuron is active when |act(gate.x)| exceeds its layer's threshold: 0 for\n"
-            "ReLU models; for SwiGLU/GeGLU models the threshold that makes a share\n"
-            "--sparsity of activations inactive on the first --calib-tokens tokens.\n\n"
+            "A neuron is active when its gated activation |act(gate.x) * up.x| exceeds\n"
+            "its layer's threshold: 0 for ReLU models; for SwiGLU/GeGLU models the\n"
+            "threshold that makes a share --sparsity of activations inactive on the\n"
+            "first --calib-tokens tokens.\n\n"
             "  -m, --model FILE        GGUF model file\n"
             "  --corpus FILE...        calibration text files, one or more\n"
             "  --tokens N              use at most N tokens of the corpus (default: all)\n"
@@ -91,11 +92,11 @@ static int show(const clv_profile *p, FILE *out) {
     static const char *acts[] = {"silu", "gelu", "relu"};
     const char *act = p->act >= 0 && p->act <= 2 ? acts[p->act] : "?";
     if (any_dense && p->sparsity > 0)
-        fprintf(out, "activation %s: active = |act(gate.x)| above the layer's threshold, calibrated for %.0f%% "
+        fprintf(out, "activation %s: active = |act(gate.x) * up.x| above the layer's threshold, calibrated for %.0f%% "
                      "sparsity on %lld tokens\n",
                 act, 100.0 * p->sparsity, (long long)p->n_calib_tokens);
     else if (any_dense)
-        fprintf(out, "activation %s: active = act(gate.x) > 0\n", act);
+        fprintf(out, "activation %s: active = act(gate.x) * up.x != 0 (gate.x > 0)\n", act);
     int64_t most = 0;
     for (int64_t il = 0; il < p->n_layer; il++) most = p->layers[il].n_samples > most ? p->layers[il].n_samples : most;
     if (most > 0) fprintf(out, "%lld training samples per layer, one every %lld tokens\n", (long long)most,
