@@ -11,6 +11,7 @@
 #include "generate.h"
 #include "json.h"
 #include "options.h"
+#include "sparsity_setup.h"
 #include "threadpool.h"
 #include "types.h"
 
@@ -35,6 +36,8 @@ static void usage(FILE *f) {
                "                          a model that does not fit is refused\n"
                "  --vram SIZE             GPU budget (the CPU backend uses none)\n"
                "  --plan FILE             placement plan (not available yet: no placement solver)\n"
+               "  --sparsity S, --profile FILE, --predictor FILE\n"
+               "                          sparse FFNs, as for `cleave run`\n"
                "  -m, --model FILE        the model\n");
 }
 
@@ -141,6 +144,8 @@ int clv_cmd_bench(int argc, char **argv) {
     int32_t kv_type = CLV_TYPE_F16;
     double ram_budget = 0; /* 0: none */
     out_format fmt = OUT_MD;
+    double sparsity = -1;
+    const char *profile_path = NULL, *predictor_path = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -159,6 +164,16 @@ int clv_cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "-r") || !strcmp(a, "--repetitions")) reps = atoi(v);
         else if (!strcmp(a, "-b") || !strcmp(a, "--batch-size")) n_batch = atoll(v);
         else if (!strcmp(a, "--kv-type")) kv_type = !strcmp(v, "f32") ? CLV_TYPE_F32 : CLV_TYPE_F16;
+        else if (!strcmp(a, "--profile")) profile_path = v;
+        else if (!strcmp(a, "--predictor")) predictor_path = v;
+        else if (!strcmp(a, "--sparsity")) {
+            char *end;
+            sparsity = strtod(v, &end);
+            if (*end || !(sparsity >= 0 && sparsity < 1)) {
+                fprintf(stderr, "cleave bench: bad value '%s' for --sparsity (in [0, 1))\n", v);
+                return 2;
+            }
+        }
         else if (!strcmp(a, "--ram") || !strcmp(a, "--vram")) {
             double size = parse_size(v);
             if (size < 0) {
@@ -197,6 +212,15 @@ int clv_cmd_bench(int argc, char **argv) {
         fprintf(stderr, "cleave bench: %s\n", clv_last_error());
         return 1;
     }
+    clv_sparsity_setup *sparse = NULL;
+    if (sparsity >= 0 || profile_path || predictor_path) {
+        if ((st = clv_sparsity_setup_load(model, sparsity, profile_path, predictor_path, &sparse))) {
+            fprintf(stderr, "cleave bench: %s\n", clv_last_error());
+            clv_model_free(model);
+            return 1;
+        }
+        fprintf(stderr, "cleave bench: sparse FFNs: %s\n", clv_sparsity_setup_describe(sparse));
+    }
     int64_t max_tokens = 1;
     for (int i = 0; i < n_pp; i++) max_tokens = pp[i] > max_tokens ? pp[i] : max_tokens;
     for (int i = 0; i < n_tg; i++) max_tokens = tg[i] > max_tokens ? tg[i] : max_tokens;
@@ -215,6 +239,7 @@ int clv_cmd_bench(int argc, char **argv) {
         cp.n_batch = n_batch;
         cp.n_threads = (int)threads[ti];
         cp.kv_type = kv_type;
+        cp.sparsity = sparse ? clv_sparsity_setup_get(sparse) : NULL;
         clv_context *ctx = NULL;
         if ((st = clv_context_create(model, &cp, &ctx))) break;
         double need = (double)model->weight_bytes + (double)ctx->kv_bytes + (double)ctx->scratch_bytes;
@@ -244,6 +269,7 @@ int clv_cmd_bench(int argc, char **argv) {
         }
         clv_context_free(ctx);
     }
+    clv_sparsity_setup_free(sparse);
     if (st || !tokens) {
         fprintf(stderr, "cleave bench: %s\n", tokens ? clv_last_error() : "out of memory");
         free(tokens);

@@ -78,6 +78,8 @@ int clv_cmd_perplexity(int argc, char **argv) {
     cp.n_threads = o.n_threads;
     cp.kv_type = o.kv_type;
     cp.logits_all = true;
+    cp.f32_activations = o.f32_activations;
+    if (!st) st = clv_options_sparsity(&o, model, &cp.sparsity);
     if (!st) st = clv_context_create(model, &cp, &ctx);
     if (!st) st = clv_tokenizer_load_gguf(model->gguf, &tok);
     size_t n_ids = 0, cap = clv_tokenize_max_tokens(text_len);
@@ -147,5 +149,6 @@ done:
     clv_tokenizer_free(tok);
     clv_context_free(ctx);
     clv_model_free(model);
+    clv_options_release(&o);
     return rc;
 }

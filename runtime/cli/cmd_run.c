@@ -125,5 +125,6 @@ done:
     clv_tokenizer_free(tok);
     clv_context_free(ctx);
     clv_model_free(model);
+    clv_options_release(&o);
     return rc;
 }

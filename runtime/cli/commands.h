@@ -20,5 +20,6 @@ int clv_cmd_mkmodel(int argc, char **argv);
 int clv_cmd_template(int argc, char **argv);
 int clv_cmd_profile(int argc, char **argv);
 int clv_cmd_profile_hardware(int argc, char **argv); /* `cleave profile --hardware` */
+int clv_cmd_predictor(int argc, char **argv);
 
 #endif

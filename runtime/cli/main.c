@@ -15,6 +15,7 @@ static const clv_command commands[] = {
     {"mkmodel", "write a synthetic model of a real shape with planted statistics", clv_cmd_mkmodel},
     {"template", "render a conversation with the model's chat template", clv_cmd_template},
     {"profile", "count hot neurons and experts on calibration text; measure the hardware", clv_cmd_profile},
+    {"predictor", "train and evaluate activation predictors from a profile", clv_cmd_predictor},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "generate.h"
+#include "sparsity_setup.h"
 #include "types.h"
 
 void clv_options_init(clv_options *o) {
@@ -13,6 +14,24 @@ void clv_options_init(clv_options *o) {
     o->n_batch = 512;
     o->kv_type = CLV_TYPE_F16;
     o->sampling = clv_sampler_default_params();
+    o->sparsity = -1;
+}
+
+clv_status clv_options_sparsity(clv_options *o, const clv_model *model, const clv_ffn_sparsity **out) {
+    *out = NULL;
+    if (o->sparsity < 0 && !o->profile && !o->predictor) return CLV_OK;
+    if (!o->sparse) {
+        clv_status st = clv_sparsity_setup_load(model, o->sparsity, o->profile, o->predictor, &o->sparse);
+        if (st) return st;
+        if (o->verbose) fprintf(stderr, "cleave: sparse FFNs: %s\n", clv_sparsity_setup_describe(o->sparse));
+    }
+    *out = clv_sparsity_setup_get(o->sparse);
+    return CLV_OK;
+}
+
+void clv_options_release(clv_options *o) {
+    clv_sparsity_setup_free(o->sparse);
+    o->sparse = NULL;
 }
 
 void clv_options_usage(FILE *f) {
@@ -25,6 +44,12 @@ void clv_options_usage(FILE *f) {
                "  -v, --verbose           say what is loaded\n"
                "  --f32-activations       reference mode: float activations, weights decoded by\n"
                "                          the scalar dequantizer (slow; for checking results)\n"
+               "sparse FFNs (docs/profiler.md, docs/predictor.md):\n"
+               "  --sparsity S            skip the share S of FFN neurons with the smallest\n"
+               "                          |act(gate) * up| (thresholds from --profile)\n"
+               "  --profile FILE          profile from `cleave profile` (with --sparsity)\n"
+               "  --predictor FILE        neuron predictor from `cleave predictor train`: skip\n"
+               "                          the neurons it predicts inactive, gate rows included\n"
                "sampling:\n"
                "  --temp T                temperature (default 0.8; 0 = greedy)\n"
                "  --top-k N               (default 40; 0 = off)\n"
@@ -101,6 +126,16 @@ int clv_options_parse_one(clv_options *o, int argc, char **argv, int *i) {
         o->verbose = true;
     } else if (!strcmp(a, "--f32-activations")) {
         o->f32_activations = true;
+    } else if (!strcmp(a, "--sparsity")) {
+        NEED_VALUE();
+        if (!parse_float(val, &f) || !(f >= 0.0f && f < 1.0f)) BAD_VALUE();
+        o->sparsity = f;
+    } else if (!strcmp(a, "--profile")) {
+        NEED_VALUE();
+        o->profile = val;
+    } else if (!strcmp(a, "--predictor")) {
+        NEED_VALUE();
+        o->predictor = val;
     } else if (!strcmp(a, "--temp")) {
         NEED_VALUE();
         if (!parse_float(val, &f)) BAD_VALUE();
@@ -167,7 +202,7 @@ int clv_options_parse_one(clv_options *o, int argc, char **argv, int *i) {
 #undef BAD_VALUE
 }
 
-clv_status clv_options_load(const clv_options *o, clv_model **model, clv_context **ctx, double *load_seconds) {
+clv_status clv_options_load(clv_options *o, clv_model **model, clv_context **ctx, double *load_seconds) {
     *model = NULL;
     *ctx = NULL;
     if (!o->model) return clv_fail(CLV_ERR_ARG, "no model given (-m FILE.gguf)");
@@ -182,7 +217,8 @@ clv_status clv_options_load(const clv_options *o, clv_model **model, clv_context
     cp.n_threads = o->n_threads;
     cp.kv_type = o->kv_type;
     cp.f32_activations = o->f32_activations;
-    st = clv_context_create(*model, &cp, ctx);
+    st = clv_options_sparsity(o, *model, &cp.sparsity);
+    if (!st) st = clv_context_create(*model, &cp, ctx);
     if (st) {
         clv_model_free(*model);
         *model = NULL;

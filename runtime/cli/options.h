@@ -26,6 +26,10 @@ typedef struct clv_options {
     int n_stops;
     clv_logit_bias bias[CLV_MAX_LOGIT_BIAS];
     int n_bias;
+    /* activation sparsity (predictor/sparsity_setup.h); sparsity < 0: not given */
+    double sparsity;
+    const char *profile, *predictor;
+    struct clv_sparsity_setup *sparse; /* loaded by clv_options_sparsity */
 } clv_options;
 
 void clv_options_init(clv_options *o);
@@ -37,7 +41,15 @@ int clv_options_parse_one(clv_options *o, int argc, char **argv, int *i);
 void clv_options_usage(FILE *f);
 
 /* Loads the model and creates a context from the options. */
-clv_status clv_options_load(const clv_options *o, clv_model **model, clv_context **ctx, double *load_seconds);
+clv_status clv_options_load(clv_options *o, clv_model **model, clv_context **ctx, double *load_seconds);
+
+/* The sparsity the options ask for (--sparsity, --profile, --predictor),
+ * loaded and checked against the model once and kept in o; *out is NULL
+ * when none was asked for. */
+clv_status clv_options_sparsity(clv_options *o, const clv_model *model, const clv_ffn_sparsity **out);
+
+/* Frees what the options loaded; call after the context is freed. */
+void clv_options_release(clv_options *o);
 
 /* Completes o->sampling for this model: vocabulary size, the end-of-generation
  * tokens (EOS and EOT, stored in eog, which must outlive the sampler's
