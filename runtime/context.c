@@ -8,6 +8,7 @@
 #include "gemm.h"
 #include "dequantize.h"
 #include "matvec.h"
+#include "numa_memory.h"
 #include "quantize.h"
 #include "threadpool.h"
 #include "types.h"
@@ -35,7 +36,7 @@ void clv_context_free(clv_context *ctx) {
     if (ctx->sparse) {
         clv_sparse_state *sp = ctx->sparse;
         for (int64_t il = 0; sp->layers && il < ctx->model->hp.n_layer; il++) {
-            free(sp->layers[il].down_t);
+            clv_numa_free(sp->layers[il].down_t, (size_t)ctx->model->hp.n_ff[il] * sp->layers[il].down_t_row_bytes);
             free(sp->layers[il].down_t_scale);
         }
         void *sbufs[] = {sp->layers, sp->pred_hidden, sp->pred_logit, sp->cand, sp->cand_act, sp->active,
@@ -192,6 +193,10 @@ static clv_status create_sparse(clv_context *ctx) {
     clv_sparse_state *sp = ctx->sparse = sparse_alloc(ctx, 1, sizeof *sp, &failed);
     if (!failed) sp->layers = sparse_alloc(ctx, (size_t)hp->n_layer, sizeof *sp->layers, &failed);
     if (failed) return clv_fail(CLV_ERR_NOMEM, "no memory for the sparse FFN state");
+    int n_nodes = clv_threadpool_n_threads(ctx->pool);
+    int *nodes = malloc(sizeof *nodes * (size_t)n_nodes);
+    if (!nodes) return clv_fail(CLV_ERR_NOMEM, "no memory for the sparse FFN state");
+    for (int i = 0; i < n_nodes; i++) nodes[i] = clv_threadpool_numa_node(ctx->pool, i);
     for (int64_t il = 0; il < hp->n_layer; il++) {
         clv_sparse_layer *sl = &sp->layers[il];
         if (spec->threshold[il] < 0) continue;
@@ -208,7 +213,11 @@ static clv_status create_sparse(clv_context *ctx) {
         uint64_t row = 0;
         CLV_ASSERT(clv_type_bytes(sl->down_t_type, hp->n_embd, &row));
         sl->down_t_row_bytes = (size_t)row;
-        sl->down_t = sparse_alloc(ctx, (size_t)hp->n_ff[il], sl->down_t_row_bytes, &failed);
+        /* Copied weights live on the NUMA nodes of the threads that read them. */
+        size_t bytes = (size_t)hp->n_ff[il] * sl->down_t_row_bytes;
+        sl->down_t = clv_numa_alloc(bytes, nodes, n_nodes);
+        if (!sl->down_t) failed = true;
+        ctx->sparse_bytes += bytes;
         if (sl->down_t_type == CLV_TYPE_Q8_0) sl->down_t_scale = sparse_alloc(ctx, (size_t)hp->n_embd, sizeof(float), &failed);
     }
     sp->pred_hidden = sparse_alloc(ctx, (size_t)(B * max_rank), sizeof(float), &failed);
@@ -219,6 +228,7 @@ static clv_status create_sparse(clv_context *ctx) {
     sp->active_h = sparse_alloc(ctx, (size_t)max_ff, sizeof(float), &failed);
     sp->chunk_active = sparse_alloc(ctx, (size_t)max_ff, sizeof(int64_t), &failed);
     sp->xq = sparse_alloc(ctx, 2, ctx->s.xq_row_bytes, &failed);
+    free(nodes);
     /* Transposing reads a piece of every down row at a time (freed after). */
     float *tile = malloc((size_t)(hp->n_embd * DOWN_T_PIECE) * sizeof(float));
     float *col = malloc((size_t)hp->n_embd * sizeof(float));
