@@ -3,7 +3,7 @@
 #ifndef CLV_MODELS_ARCH_COMMON_H
 #define CLV_MODELS_ARCH_COMMON_H
 
-#include "blocks.h"
+#include "layer_blocks.h"
 #include "model.h"
 #include "ops.h"
 

@@ -17,7 +17,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "../kernels/blocks.h" /* models/blocks.h shares the name */
+#include "blocks.h"
 #include "hw_internal.h"
 #include "matvec.h"
 #include "threadpool.h"

@@ -1,8 +1,8 @@
 /* Building blocks the architecture files compose: the attention block and the
  * feed-forward block with the variations real models use. Each block reads
  * from `in` (already normed) and writes the block's output to `out`. */
-#ifndef CLV_MODELS_BLOCKS_H
-#define CLV_MODELS_BLOCKS_H
+#ifndef CLV_MODELS_LAYER_BLOCKS_H
+#define CLV_MODELS_LAYER_BLOCKS_H
 
 #include "context.h"
 #include "model.h"

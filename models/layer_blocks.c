@@ -1,4 +1,4 @@
-#include "blocks.h"
+#include "layer_blocks.h"
 
 #include "types.h"
 
