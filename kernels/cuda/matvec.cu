@@ -1,10 +1,17 @@
-/* Matrix-vector product for decode: one warp per weight row. Lane l takes
- * elements l, l + 32, ... so that a warp reads a row front to back (the 32
- * elements of a small block, or 32 consecutive elements of a 256-element one,
- * at a time), decodes them with the reference's decoders and multiplies with
- * float activations; the warp sums its lanes with shuffles. A first, generic
- * kernel for every type: per-type kernels that decode whole blocks with wide
- * loads are the speed work that follows. */
+/* Matrix-vector product for decode: one warp per weight row.
+ *
+ * Generic kernel (every type): lane l takes elements l, l + 32, ... so that a
+ * warp reads a row front to back, decodes each element with the reference's
+ * decoders and multiplies with float activations; the warp sums its lanes
+ * with shuffles.
+ *
+ * Q4_K kernel (rows 4-byte aligned): per 256-element block, lane l loads 4
+ * bytes of the 128 quant bytes as one word (the warp reads them in one
+ * coalesced sweep), i.e. 4 elements of sub-block 2g and 4 of sub-block
+ * 2g + 1 (g = l / 8), and applies each sub-block's scale and min once to its
+ * partial sums. */
+#include <stdint.h>
+
 #include <cuda_runtime.h>
 
 #include "cuda_matvec.h"
@@ -22,6 +29,35 @@ __global__ static void matvec_kernel(const uint8_t *w, size_t row_bytes, int64_t
     float acc = 0.0f;
     for (int64_t i = lane; i < n_in; i += 32) {
         acc = fmaf(decode<TYPE>(row + (i / ELEMS) * BYTES, (int)(i % ELEMS)), __ldg(x + i), acc);
+    }
+    for (int o = 16; o > 0; o >>= 1) acc += __shfl_down_sync(0xffffffffu, acc, o);
+    if (lane == 0) y[r] = acc;
+}
+
+__global__ static void matvec_q4_k_kernel(const uint8_t *w, size_t row_bytes, int64_t n_blocks, int64_t n_rows,
+                                          const float *__restrict__ x, float *__restrict__ y) {
+    int lane = threadIdx.x & 31;
+    int64_t r = (int64_t)blockIdx.x * ROWS_PER_BLOCK + (threadIdx.x >> 5);
+    if (r >= n_rows) return;
+    const uint8_t *row = w + (size_t)r * row_bytes;
+    int g = lane >> 3, p = (lane & 7) * 4; /* sub-blocks 2g, 2g + 1; elements p..p+3 of each */
+    float acc = 0.0f;
+    for (int64_t ib = 0; ib < n_blocks; ib++) {
+        const uint8_t *b = row + ib * sizeof(clv_block_q4_k);
+        uint32_t q = *(const uint32_t *)(b + offsetof(clv_block_q4_k, qs) + 4 * lane);
+        float d = ld_fp16(b + offsetof(clv_block_q4_k, d));
+        float dmin = ld_fp16(b + offsetof(clv_block_q4_k, dmin));
+        int sc0, m0, sc1, m1;
+        k_scale_min(b + offsetof(clv_block_q4_k, scales), 2 * g, &sc0, &m0);
+        k_scale_min(b + offsetof(clv_block_q4_k, scales), 2 * g + 1, &sc1, &m1);
+        const float *xb = x + ib * 256 + 64 * g + p;
+        float4 xl = __ldg((const float4 *)xb), xh = __ldg((const float4 *)(xb + 32));
+        float dot0 = (float)(q & 0xF) * xl.x + (float)(q >> 8 & 0xF) * xl.y + (float)(q >> 16 & 0xF) * xl.z +
+                     (float)(q >> 24 & 0xF) * xl.w;
+        float dot1 = (float)(q >> 4 & 0xF) * xh.x + (float)(q >> 12 & 0xF) * xh.y + (float)(q >> 20 & 0xF) * xh.z +
+                     (float)(q >> 28) * xh.w;
+        float sum0 = xl.x + xl.y + xl.z + xl.w, sum1 = xh.x + xh.y + xh.z + xh.w;
+        acc += d * ((float)sc0 * dot0 + (float)sc1 * dot1) - dmin * ((float)m0 * sum0 + (float)m1 * sum1);
     }
     for (int o = 16; o > 0; o >>= 1) acc += __shfl_down_sync(0xffffffffu, acc, o);
     if (lane == 0) y[r] = acc;
@@ -71,7 +107,16 @@ extern "C" clv_status clv_cuda_matvec(int32_t type, const void *w_dev, size_t ro
     case CLV_TYPE_MXFP4: launch<CLV_TYPE_MXFP4, clv_block_mxfp4, CLV_QK>(w, rb, n, m, x, y, s); break;
     case CLV_TYPE_Q2_K: launch<CLV_TYPE_Q2_K, clv_block_q2_k, CLV_QK_K>(w, rb, n, m, x, y, s); break;
     case CLV_TYPE_Q3_K: launch<CLV_TYPE_Q3_K, clv_block_q3_k, CLV_QK_K>(w, rb, n, m, x, y, s); break;
-    case CLV_TYPE_Q4_K: launch<CLV_TYPE_Q4_K, clv_block_q4_k, CLV_QK_K>(w, rb, n, m, x, y, s); break;
+    case CLV_TYPE_Q4_K:
+        /* Word loads need 4-byte aligned rows; x float4 loads a 16-byte aligned x. */
+        if ((uintptr_t)w % 4 == 0 && rb % 4 == 0 && (uintptr_t)x % 16 == 0) {
+            int64_t blocks = (m + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK;
+            matvec_q4_k_kernel<<<(unsigned)blocks, ROWS_PER_BLOCK * 32, 0, s>>>((const uint8_t *)w, rb, n / CLV_QK_K,
+                                                                              m, x, y);
+        } else {
+            launch<CLV_TYPE_Q4_K, clv_block_q4_k, CLV_QK_K>(w, rb, n, m, x, y, s);
+        }
+        break;
     case CLV_TYPE_Q5_K: launch<CLV_TYPE_Q5_K, clv_block_q5_k, CLV_QK_K>(w, rb, n, m, x, y, s); break;
     case CLV_TYPE_Q6_K: launch<CLV_TYPE_Q6_K, clv_block_q6_k, CLV_QK_K>(w, rb, n, m, x, y, s); break;
     case CLV_TYPE_Q8_K: launch<CLV_TYPE_Q8_K, clv_block_q8_k, CLV_QK_K>(w, rb, n, m, x, y, s); break;
