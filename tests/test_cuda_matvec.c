@@ -131,6 +131,7 @@ int main(void) {
     CHECK_STATUS(clv_cuda_matvec(CLV_TYPE_Q4_K, NULL, 144, 100, 1, NULL, NULL, NULL), CLV_ERR_ARG);
     CHECK_STATUS(clv_cuda_matvec(CLV_TYPE_Q4_K, NULL, 100, 256, 1, NULL, NULL, NULL), CLV_ERR_ARG);
     bandwidth(CLV_TYPE_Q4_K, 4096, 8 * 14336);
+    bandwidth(CLV_TYPE_Q6_K, 4096, 8 * 14336);
     bandwidth(CLV_TYPE_Q8_0, 4096, 8 * 14336);
     return test_finish("test_cuda_matvec");
 }

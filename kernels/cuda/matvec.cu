@@ -9,7 +9,15 @@
  * bytes of the 128 quant bytes as one word (the warp reads them in one
  * coalesced sweep), i.e. 4 elements of sub-block 2g and 4 of sub-block
  * 2g + 1 (g = l / 8), and applies each sub-block's scale and min once to its
- * partial sums. */
+ * partial sums.
+ *
+ * Q6_K kernel (any alignment): lane l takes element l of each of the
+ * block's eight 32-element runs: two ql bytes and one qh byte per half
+ * block give it four elements, and a warp's byte loads cover 32
+ * consecutive bytes.
+ *
+ * Q8_0 kernel (any alignment): four lanes per 34-byte block, eight quants
+ * each, so a warp sweeps eight consecutive blocks at a time. */
 #include <stdint.h>
 
 #include <cuda_runtime.h>
@@ -63,6 +71,58 @@ __global__ static void matvec_q4_k_kernel(const uint8_t *w, size_t row_bytes, in
     if (lane == 0) y[r] = acc;
 }
 
+__global__ static void matvec_q6_k_kernel(const uint8_t *w, size_t row_bytes, int64_t n_blocks, int64_t n_rows,
+                                          const float *__restrict__ x, float *__restrict__ y) {
+    int l = threadIdx.x & 31;
+    int64_t r = (int64_t)blockIdx.x * ROWS_PER_BLOCK + (threadIdx.x >> 5);
+    if (r >= n_rows) return;
+    const uint8_t *row = w + (size_t)r * row_bytes;
+    float acc = 0.0f;
+    for (int64_t ib = 0; ib < n_blocks; ib++) {
+        const uint8_t *b = row + ib * sizeof(clv_block_q6_k);
+        const float *xb = x + ib * 256;
+        const int8_t *sc = (const int8_t *)(b + offsetof(clv_block_q6_k, scales));
+        float blk = 0.0f;
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            uint8_t l0 = b[offsetof(clv_block_q6_k, ql) + 64 * h + l];
+            uint8_t l1 = b[offsetof(clv_block_q6_k, ql) + 64 * h + 32 + l];
+            uint8_t qh = b[offsetof(clv_block_q6_k, qh) + 32 * h + l];
+            int q0 = (l0 & 0xF) | (qh & 3) << 4, q1 = (l1 & 0xF) | (qh >> 2 & 3) << 4;
+            int q2 = (l0 >> 4) | (qh >> 4 & 3) << 4, q3 = (l1 >> 4) | (qh >> 6) << 4;
+            const float *xh = xb + 128 * h + l;
+            int s = 8 * h + l / 16; /* scale of element 128h + 32k + l is s + 2k */
+            blk += (float)sc[s] * (float)(q0 - 32) * __ldg(xh) + (float)sc[s + 2] * (float)(q1 - 32) * __ldg(xh + 32) +
+                   (float)sc[s + 4] * (float)(q2 - 32) * __ldg(xh + 64) +
+                   (float)sc[s + 6] * (float)(q3 - 32) * __ldg(xh + 96);
+        }
+        acc += ld_fp16(b + offsetof(clv_block_q6_k, d)) * blk;
+    }
+    for (int o = 16; o > 0; o >>= 1) acc += __shfl_down_sync(0xffffffffu, acc, o);
+    if (l == 0) y[r] = acc;
+}
+
+__global__ static void matvec_q8_0_kernel(const uint8_t *w, size_t row_bytes, int64_t n_blocks, int64_t n_rows,
+                                          const float *__restrict__ x, float *__restrict__ y) {
+    int lane = threadIdx.x & 31;
+    int64_t r = (int64_t)blockIdx.x * ROWS_PER_BLOCK + (threadIdx.x >> 5);
+    if (r >= n_rows) return;
+    const uint8_t *row = w + (size_t)r * row_bytes;
+    int part = (lane & 3) * 8;
+    float acc = 0.0f;
+    for (int64_t ib = lane >> 2; ib < n_blocks; ib += 8) {
+        const uint8_t *b = row + ib * sizeof(clv_block_q8_0);
+        const int8_t *q = (const int8_t *)(b + offsetof(clv_block_q8_0, qs)) + part;
+        const float *xb = x + ib * 32 + part;
+        float dot = 0.0f;
+#pragma unroll
+        for (int k = 0; k < 8; k++) dot += (float)q[k] * __ldg(xb + k);
+        acc += ld_fp16(b + offsetof(clv_block_q8_0, d)) * dot;
+    }
+    for (int o = 16; o > 0; o >>= 1) acc += __shfl_down_sync(0xffffffffu, acc, o);
+    if (lane == 0) y[r] = acc;
+}
+
 template <int TYPE, typename BLOCK, int ELEMS>
 static void launch(const void *w, size_t row_bytes, int64_t n_in, int64_t n_rows, const float *x, float *y,
                    cudaStream_t stream) {
@@ -101,7 +161,10 @@ extern "C" clv_status clv_cuda_matvec(int32_t type, const void *w_dev, size_t ro
     case CLV_TYPE_Q4_1: launch<CLV_TYPE_Q4_1, clv_block_q4_1, CLV_QK>(w, rb, n, m, x, y, s); break;
     case CLV_TYPE_Q5_0: launch<CLV_TYPE_Q5_0, clv_block_q5_0, CLV_QK>(w, rb, n, m, x, y, s); break;
     case CLV_TYPE_Q5_1: launch<CLV_TYPE_Q5_1, clv_block_q5_1, CLV_QK>(w, rb, n, m, x, y, s); break;
-    case CLV_TYPE_Q8_0: launch<CLV_TYPE_Q8_0, clv_block_q8_0, CLV_QK>(w, rb, n, m, x, y, s); break;
+    case CLV_TYPE_Q8_0:
+        matvec_q8_0_kernel<<<(unsigned)((m + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK), ROWS_PER_BLOCK * 32, 0, s>>>(
+            (const uint8_t *)w, rb, n / CLV_QK, m, x, y);
+        break;
     case CLV_TYPE_Q8_1: launch<CLV_TYPE_Q8_1, clv_block_q8_1, CLV_QK>(w, rb, n, m, x, y, s); break;
     case CLV_TYPE_IQ4_NL: launch<CLV_TYPE_IQ4_NL, clv_block_iq4_nl, CLV_QK>(w, rb, n, m, x, y, s); break;
     case CLV_TYPE_MXFP4: launch<CLV_TYPE_MXFP4, clv_block_mxfp4, CLV_QK>(w, rb, n, m, x, y, s); break;
@@ -118,7 +181,10 @@ extern "C" clv_status clv_cuda_matvec(int32_t type, const void *w_dev, size_t ro
         }
         break;
     case CLV_TYPE_Q5_K: launch<CLV_TYPE_Q5_K, clv_block_q5_k, CLV_QK_K>(w, rb, n, m, x, y, s); break;
-    case CLV_TYPE_Q6_K: launch<CLV_TYPE_Q6_K, clv_block_q6_k, CLV_QK_K>(w, rb, n, m, x, y, s); break;
+    case CLV_TYPE_Q6_K:
+        matvec_q6_k_kernel<<<(unsigned)((m + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK), ROWS_PER_BLOCK * 32, 0, s>>>(
+            (const uint8_t *)w, rb, n / CLV_QK_K, m, x, y);
+        break;
     case CLV_TYPE_Q8_K: launch<CLV_TYPE_Q8_K, clv_block_q8_k, CLV_QK_K>(w, rb, n, m, x, y, s); break;
     case CLV_TYPE_IQ4_XS: launch<CLV_TYPE_IQ4_XS, clv_block_iq4_xs, CLV_QK_K>(w, rb, n, m, x, y, s); break;
     default: CLV_ASSERT(!"type listed in clv_type_can_dequantize without a CUDA decoder");
