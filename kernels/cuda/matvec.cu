@@ -50,6 +50,8 @@ __global__ static void matvec_q4_k_kernel(const uint8_t *w, size_t row_bytes, in
     const uint8_t *row = w + (size_t)r * row_bytes;
     int g = lane >> 3, p = (lane & 7) * 4; /* sub-blocks 2g, 2g + 1; elements p..p+3 of each */
     float acc = 0.0f;
+    /* Unrolled so that several blocks' loads are in flight at once. */
+#pragma unroll 4
     for (int64_t ib = 0; ib < n_blocks; ib++) {
         const uint8_t *b = row + ib * sizeof(clv_block_q4_k);
         uint32_t q = *(const uint32_t *)(b + offsetof(clv_block_q4_k, qs) + 4 * lane);
@@ -78,6 +80,7 @@ __global__ static void matvec_q6_k_kernel(const uint8_t *w, size_t row_bytes, in
     if (r >= n_rows) return;
     const uint8_t *row = w + (size_t)r * row_bytes;
     float acc = 0.0f;
+#pragma unroll 4
     for (int64_t ib = 0; ib < n_blocks; ib++) {
         const uint8_t *b = row + ib * sizeof(clv_block_q6_k);
         const float *xb = x + ib * 256;
@@ -110,6 +113,7 @@ __global__ static void matvec_q8_0_kernel(const uint8_t *w, size_t row_bytes, in
     const uint8_t *row = w + (size_t)r * row_bytes;
     int part = (lane & 3) * 8;
     float acc = 0.0f;
+#pragma unroll 4
     for (int64_t ib = lane >> 2; ib < n_blocks; ib += 8) {
         const uint8_t *b = row + ib * sizeof(clv_block_q8_0);
         const int8_t *q = (const int8_t *)(b + offsetof(clv_block_q8_0, qs)) + part;
