@@ -218,18 +218,23 @@ static clv_status load_cpu(const loader *l, clv_hw_profile *hw) {
     return CLV_OK;
 }
 
-static clv_status load_gpu(const loader *l, clv_hw_profile *hw) {
+/* A part (GPU, SSD) has figures, or a note saying why not, or both. Reads the
+ * note; *present tells whether the figures' first key is there. */
+static clv_status load_note(const loader *l, const char *part, const char *note_key, const char *first_key, char *note,
+                            size_t cap, bool *present) {
     clv_status st;
-    if (has(l, "cleave.hw.gpu.note") &&
-        (st = get_str(l, "cleave.hw.gpu.note", hw->gpu_note, sizeof hw->gpu_note))) {
-        return st;
-    }
-    if (!has(l, "cleave.hw.gpu.name")) {
-        if (!hw->gpu_note[0]) {
-            return clv_fail(CLV_ERR_FORMAT, "%s: hardware profile: neither GPU figures nor a note why not", l->path);
-        }
-        return CLV_OK;
-    }
+    if (has(l, note_key) && (st = get_str(l, note_key, note, cap))) return st;
+    *present = has(l, first_key);
+    if (!*present && !note[0])
+        return clv_fail(CLV_ERR_FORMAT, "%s: hardware profile: neither %s figures nor a note why not", l->path, part);
+    return CLV_OK;
+}
+
+static clv_status load_gpu(const loader *l, clv_hw_profile *hw) {
+    bool present;
+    clv_status st = load_note(l, "GPU", "cleave.hw.gpu.note", "cleave.hw.gpu.name", hw->gpu_note,
+                              sizeof hw->gpu_note, &present);
+    if (st || !present) return st;
     if ((st = get_str(l, "cleave.hw.gpu.name", hw->gpu_name, sizeof hw->gpu_name))) return st;
     if (!hw->gpu_name[0]) return clv_fail(CLV_ERR_FORMAT, "%s: hardware profile: empty GPU name", l->path);
     if ((st = get_u64(l, "cleave.hw.gpu.memory_bytes", &hw->gpu_mem_bytes))) return st;
@@ -243,17 +248,10 @@ static clv_status load_gpu(const loader *l, clv_hw_profile *hw) {
 }
 
 static clv_status load_ssd(const loader *l, clv_hw_profile *hw) {
-    clv_status st;
-    if (has(l, "cleave.hw.ssd.note") &&
-        (st = get_str(l, "cleave.hw.ssd.note", hw->ssd_note, sizeof hw->ssd_note))) {
-        return st;
-    }
-    if (!has(l, "cleave.hw.ssd.qd")) {
-        if (!hw->ssd_note[0]) {
-            return clv_fail(CLV_ERR_FORMAT, "%s: hardware profile: neither SSD figures nor a note why not", l->path);
-        }
-        return CLV_OK;
-    }
+    bool present;
+    clv_status st = load_note(l, "SSD", "cleave.hw.ssd.note", "cleave.hw.ssd.qd", hw->ssd_note,
+                              sizeof hw->ssd_note, &present);
+    if (st || !present) return st;
     if ((st = get_str(l, "cleave.hw.ssd.dir", hw->ssd_dir, sizeof hw->ssd_dir))) return st;
     if ((st = get_bool(l, "cleave.hw.ssd.direct", &hw->ssd_direct))) return st;
     if ((st = get_u64(l, "cleave.hw.ssd.file_bytes", &hw->ssd_file_bytes))) return st;

@@ -27,25 +27,37 @@
 
 #define ROWS_PER_BLOCK 8
 
+/* The row this warp computes (each launch block holds ROWS_PER_BLOCK warps). */
+__device__ static inline int64_t warp_row(void) {
+    return (int64_t)blockIdx.x * ROWS_PER_BLOCK + (threadIdx.x >> 5);
+}
+
+/* Sums the warp's partial sums into y[r]. */
+__device__ static inline void store_warp_sum(float acc, float *y, int64_t r) {
+    for (int o = 16; o > 0; o >>= 1) acc += __shfl_down_sync(0xffffffffu, acc, o);
+    if ((threadIdx.x & 31) == 0) y[r] = acc;
+}
+
+static unsigned grid_for(int64_t n_rows) { return (unsigned)((n_rows + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK); }
+
 template <int TYPE, int ELEMS, int BYTES>
 __global__ static void matvec_kernel(const uint8_t *w, size_t row_bytes, int64_t n_in, int64_t n_rows,
                                      const float *__restrict__ x, float *__restrict__ y) {
     int lane = threadIdx.x & 31;
-    int64_t r = (int64_t)blockIdx.x * ROWS_PER_BLOCK + (threadIdx.x >> 5);
+    int64_t r = warp_row();
     if (r >= n_rows) return;
     const uint8_t *row = w + (size_t)r * row_bytes;
     float acc = 0.0f;
     for (int64_t i = lane; i < n_in; i += 32) {
         acc = fmaf(decode<TYPE>(row + (i / ELEMS) * BYTES, (int)(i % ELEMS)), __ldg(x + i), acc);
     }
-    for (int o = 16; o > 0; o >>= 1) acc += __shfl_down_sync(0xffffffffu, acc, o);
-    if (lane == 0) y[r] = acc;
+    store_warp_sum(acc, y, r);
 }
 
 __global__ static void matvec_q4_k_kernel(const uint8_t *w, size_t row_bytes, int64_t n_blocks, int64_t n_rows,
                                           const float *__restrict__ x, float *__restrict__ y) {
     int lane = threadIdx.x & 31;
-    int64_t r = (int64_t)blockIdx.x * ROWS_PER_BLOCK + (threadIdx.x >> 5);
+    int64_t r = warp_row();
     if (r >= n_rows) return;
     const uint8_t *row = w + (size_t)r * row_bytes;
     int g = lane >> 3, p = (lane & 7) * 4; /* sub-blocks 2g, 2g + 1; elements p..p+3 of each */
@@ -69,14 +81,13 @@ __global__ static void matvec_q4_k_kernel(const uint8_t *w, size_t row_bytes, in
         float sum0 = xl.x + xl.y + xl.z + xl.w, sum1 = xh.x + xh.y + xh.z + xh.w;
         acc += d * ((float)sc0 * dot0 + (float)sc1 * dot1) - dmin * ((float)m0 * sum0 + (float)m1 * sum1);
     }
-    for (int o = 16; o > 0; o >>= 1) acc += __shfl_down_sync(0xffffffffu, acc, o);
-    if (lane == 0) y[r] = acc;
+    store_warp_sum(acc, y, r);
 }
 
 __global__ static void matvec_q6_k_kernel(const uint8_t *w, size_t row_bytes, int64_t n_blocks, int64_t n_rows,
                                           const float *__restrict__ x, float *__restrict__ y) {
     int l = threadIdx.x & 31;
-    int64_t r = (int64_t)blockIdx.x * ROWS_PER_BLOCK + (threadIdx.x >> 5);
+    int64_t r = warp_row();
     if (r >= n_rows) return;
     const uint8_t *row = w + (size_t)r * row_bytes;
     float acc = 0.0f;
@@ -101,14 +112,13 @@ __global__ static void matvec_q6_k_kernel(const uint8_t *w, size_t row_bytes, in
         }
         acc += ld_fp16(b + offsetof(clv_block_q6_k, d)) * blk;
     }
-    for (int o = 16; o > 0; o >>= 1) acc += __shfl_down_sync(0xffffffffu, acc, o);
-    if (l == 0) y[r] = acc;
+    store_warp_sum(acc, y, r);
 }
 
 __global__ static void matvec_q8_0_kernel(const uint8_t *w, size_t row_bytes, int64_t n_blocks, int64_t n_rows,
                                           const float *__restrict__ x, float *__restrict__ y) {
     int lane = threadIdx.x & 31;
-    int64_t r = (int64_t)blockIdx.x * ROWS_PER_BLOCK + (threadIdx.x >> 5);
+    int64_t r = warp_row();
     if (r >= n_rows) return;
     const uint8_t *row = w + (size_t)r * row_bytes;
     int part = (lane & 3) * 8;
@@ -123,16 +133,14 @@ __global__ static void matvec_q8_0_kernel(const uint8_t *w, size_t row_bytes, in
         for (int k = 0; k < 8; k++) dot += (float)q[k] * __ldg(xb + k);
         acc += ld_fp16(b + offsetof(clv_block_q8_0, d)) * dot;
     }
-    for (int o = 16; o > 0; o >>= 1) acc += __shfl_down_sync(0xffffffffu, acc, o);
-    if (lane == 0) y[r] = acc;
+    store_warp_sum(acc, y, r);
 }
 
 template <int TYPE, typename BLOCK, int ELEMS>
 static void launch(const void *w, size_t row_bytes, int64_t n_in, int64_t n_rows, const float *x, float *y,
                    cudaStream_t stream) {
-    int64_t blocks = (n_rows + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK;
     matvec_kernel<TYPE, ELEMS, (int)sizeof(BLOCK)>
-        <<<(unsigned)blocks, ROWS_PER_BLOCK * 32, 0, stream>>>((const uint8_t *)w, row_bytes, n_in, n_rows, x, y);
+        <<<grid_for(n_rows), ROWS_PER_BLOCK * 32, 0, stream>>>((const uint8_t *)w, row_bytes, n_in, n_rows, x, y);
 }
 
 extern "C" clv_status clv_cuda_matvec(int32_t type, const void *w_dev, size_t row_bytes, int64_t n_in,
@@ -166,8 +174,7 @@ extern "C" clv_status clv_cuda_matvec(int32_t type, const void *w_dev, size_t ro
     case CLV_TYPE_Q5_0: launch<CLV_TYPE_Q5_0, clv_block_q5_0, CLV_QK>(w, rb, n, m, x, y, s); break;
     case CLV_TYPE_Q5_1: launch<CLV_TYPE_Q5_1, clv_block_q5_1, CLV_QK>(w, rb, n, m, x, y, s); break;
     case CLV_TYPE_Q8_0:
-        matvec_q8_0_kernel<<<(unsigned)((m + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK), ROWS_PER_BLOCK * 32, 0, s>>>(
-            (const uint8_t *)w, rb, n / CLV_QK, m, x, y);
+        matvec_q8_0_kernel<<<grid_for(m), ROWS_PER_BLOCK * 32, 0, s>>>((const uint8_t *)w, rb, n / CLV_QK, m, x, y);
         break;
     case CLV_TYPE_Q8_1: launch<CLV_TYPE_Q8_1, clv_block_q8_1, CLV_QK>(w, rb, n, m, x, y, s); break;
     case CLV_TYPE_IQ4_NL: launch<CLV_TYPE_IQ4_NL, clv_block_iq4_nl, CLV_QK>(w, rb, n, m, x, y, s); break;
@@ -177,17 +184,15 @@ extern "C" clv_status clv_cuda_matvec(int32_t type, const void *w_dev, size_t ro
     case CLV_TYPE_Q4_K:
         /* Word loads need 4-byte aligned rows; x float4 loads a 16-byte aligned x. */
         if ((uintptr_t)w % 4 == 0 && rb % 4 == 0 && (uintptr_t)x % 16 == 0) {
-            int64_t blocks = (m + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK;
-            matvec_q4_k_kernel<<<(unsigned)blocks, ROWS_PER_BLOCK * 32, 0, s>>>((const uint8_t *)w, rb, n / CLV_QK_K,
-                                                                              m, x, y);
+            matvec_q4_k_kernel<<<grid_for(m), ROWS_PER_BLOCK * 32, 0, s>>>((const uint8_t *)w, rb, n / CLV_QK_K, m,
+                                                                         x, y);
         } else {
             launch<CLV_TYPE_Q4_K, clv_block_q4_k, CLV_QK_K>(w, rb, n, m, x, y, s);
         }
         break;
     case CLV_TYPE_Q5_K: launch<CLV_TYPE_Q5_K, clv_block_q5_k, CLV_QK_K>(w, rb, n, m, x, y, s); break;
     case CLV_TYPE_Q6_K:
-        matvec_q6_k_kernel<<<(unsigned)((m + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK), ROWS_PER_BLOCK * 32, 0, s>>>(
-            (const uint8_t *)w, rb, n / CLV_QK_K, m, x, y);
+        matvec_q6_k_kernel<<<grid_for(m), ROWS_PER_BLOCK * 32, 0, s>>>((const uint8_t *)w, rb, n / CLV_QK_K, m, x, y);
         break;
     case CLV_TYPE_Q8_K: launch<CLV_TYPE_Q8_K, clv_block_q8_k, CLV_QK_K>(w, rb, n, m, x, y, s); break;
     case CLV_TYPE_IQ4_XS: launch<CLV_TYPE_IQ4_XS, clv_block_iq4_xs, CLV_QK_K>(w, rb, n, m, x, y, s); break;
