@@ -263,6 +263,25 @@ static void test_type(int32_t type) {
                 }
             }
 
+            /* rows by id (gathered tiles): bit-identical to the plain matvec,
+               for scattered, repeated and unsorted ids of every count mod 8 */
+            {
+                float *yall = malloc(sizeof(float) * (size_t)sh.n_rows), *yid = malloc(sizeof(float) * 40);
+                int32_t ids[40];
+                clv_cpu_matvec(type, w, rb, n, xq, yall, 0, sh.n_rows);
+                for (int cnt = 0; cnt <= 19; cnt++) {
+                    for (int k = 0; k < cnt; k++) ids[k] = (int32_t)((k * 7 + cnt * 3) % sh.n_rows);
+                    yid[cnt] = -12345.0f;
+                    clv_cpu_matvec_ids(type, w, rb, n, xq, ids, cnt, yid);
+                    bool same = yid[cnt] == -12345.0f;
+                    for (int k = 0; k < cnt; k++) same = same && yid[k] == yall[ids[k]];
+                    CHECK_MSG(same, "%s %s: matvec_ids of %d rows differs from matvec", ti->name, clv_cpu_path_name(p),
+                              cnt);
+                }
+                free(yall);
+                free(yid);
+            }
+
             /* every batch size (all tile remainders), unpadded stride */
             for (int nb = 1; nb <= nbatch; nb++) {
                 float yy[5 * 16];

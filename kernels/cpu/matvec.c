@@ -18,7 +18,7 @@ static _Atomic(int) current_path; /* 0 until the first use picks AUTO */
 
 static void merge(clv_cpu_kernels *dst, const clv_cpu_kernels *src) {
     for (int t = 0; t < CLV_TYPE_COUNT; t++) {
-        if (src->mm[t]) dst->mm[t] = src->mm[t];
+        if (src->mm[t]) dst->mm[t] = src->mm[t], dst->mv_ids[t] = src->mv_ids[t];
     }
     if (src->quant_q8_0) dst->quant_q8_0 = src->quant_q8_0;
     if (src->quant_q8_k) dst->quant_q8_k = src->quant_q8_k;
@@ -147,6 +147,23 @@ void clv_cpu_matmul(int32_t wtype, const void *w, size_t row_bytes, int64_t n_in
     CLV_ASSERT(fn != NULL);
     fn(n_in, (const uint8_t *)w + (size_t)r0 * row_bytes, row_bytes, r1 - r0, (const uint8_t *)xq,
        xq_stride, n_batch, y, y_stride);
+}
+
+void clv_cpu_matvec_ids(int32_t wtype, const void *w, size_t row_bytes, int64_t n_in, const void *xq,
+                        const int32_t *ids, int64_t n_ids, float *y) {
+    CLV_ASSERT(clv_cpu_matvec_supports(wtype, n_in) && n_ids >= 0);
+    const clv_cpu_kernels *k = kernels();
+    if (k->mv_ids[wtype]) {
+        k->mv_ids[wtype](n_in, (const uint8_t *)w, row_bytes, ids, n_ids, (const uint8_t *)xq, y);
+        return;
+    }
+    for (int64_t i = 0; i < n_ids;) {
+        int64_t r0 = ids[i], len = 1;
+        while (i + len < n_ids && ids[i + len] == r0 + len) len++;
+        k->mm[wtype](n_in, (const uint8_t *)w + (size_t)r0 * row_bytes, row_bytes, len, (const uint8_t *)xq, 0, 1,
+                     y + i, 0);
+        i += len;
+    }
 }
 
 void clv_cpu_matvec(int32_t wtype, const void *w, size_t row_bytes, int64_t n_in, const void *xq,

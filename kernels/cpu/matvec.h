@@ -71,6 +71,12 @@ void clv_cpu_quantize_activation(int32_t wtype, const float *x, void *xq, int64_
 void clv_cpu_matvec(int32_t wtype, const void *w, size_t row_bytes, int64_t n_in, const void *xq,
                     float *y, int64_t r0, int64_t r1);
 
+/* y[k] = dot(row ids[k] of W, x) for k < n_ids (ids in [0, rows of W), in any
+ * order): the rows a sparse FFN computes, gathered into the same multi-row
+ * tiles that clv_cpu_matvec uses, so scattered rows cost what packed ones do. */
+void clv_cpu_matvec_ids(int32_t wtype, const void *w, size_t row_bytes, int64_t n_in, const void *xq,
+                        const int32_t *ids, int64_t n_ids, float *y);
+
 /* Y[b * y_stride + r - r0] = dot(row r of W, activation b) for b < n_batch,
  * r in [r0, r1); activation b is at xq + b * xq_stride bytes, y_stride is in
  * floats. Activations go in groups that keep ~256 KiB of them in cache; rows

@@ -474,11 +474,9 @@ INL __m128 half_sums(__m512 v) {
 /* Rows w + r * rb for r < 4 * G (the first nr real; the others repeat the
  * last real row and are not stored) against nc activations:
  * y[c * ys + r] for r < nr. */
-INL void q32x4_tile(int32_t type, int G, int64_t n, const uint8_t *w, size_t rb, int nr, const uint8_t *x, size_t xs,
-                  int nc, float *y, size_t ys) {
+INL void q32x4_tile_rows(int32_t type, int G, int64_t n, const uint8_t *const *row, int nr, const uint8_t *x,
+                         size_t xs, int nc, float *y, size_t ys) {
     const int wb = q32_bytes(type);
-    const uint8_t *row[8];
-    for (int r = 0; r < 4 * G; r++) row[r] = w + (size_t)(r < nr ? r : nr - 1) * rb;
     __m512 acc[2][8], acc2[2][8];
     for (int g = 0; g < G; g++) {
         for (int c = 0; c < nc; c++) acc[g][c] = acc2[g][c] = _mm512_setzero_ps();
@@ -509,6 +507,25 @@ INL void q32x4_tile(int32_t type, int G, int64_t n, const uint8_t *w, size_t rb,
     }
 }
 
+INL void q32x4_tile(int32_t type, int G, int64_t n, const uint8_t *w, size_t rb, int nr, const uint8_t *x, size_t xs,
+                  int nc, float *y, size_t ys) {
+    const uint8_t *row[8];
+    for (int r = 0; r < 4 * G; r++) row[r] = w + (size_t)(r < nr ? r : nr - 1) * rb;
+    q32x4_tile_rows(type, G, n, row, nr, x, xs, nc, y, ys);
+}
+
+/* Rows by id, eight at a time as decode takes them. */
+#define Q32_MV_IDS512(name, type)                                                                           \
+    static void name(int64_t n, const uint8_t *w, size_t rb, const int32_t *ids, int64_t n_ids,              \
+                     const uint8_t *x, float *y) {                                                           \
+        for (int64_t k = 0; k < n_ids; k += 8) {                                                             \
+            const int nr = n_ids - k < 8 ? (int)(n_ids - k) : 8;                                             \
+            const uint8_t *row[8];                                                                           \
+            for (int r = 0; r < 8; r++) row[r] = w + (size_t)ids[k + (r < nr ? r : nr - 1)] * rb;             \
+            q32x4_tile_rows(type, 2, n, row, nr, x, 0, 1, y + k, 0);                                         \
+        }                                                                                                    \
+    }
+
 /* Decode (one activation) takes eight rows at a time, a batch four rows by
  * AVX512_NC activations. */
 #define Q32_MM512(name, type)                                                                                    \
@@ -537,6 +554,14 @@ INL void q32x4_tile(int32_t type, int G, int64_t n, const uint8_t *w, size_t rb,
             }                                                                                                    \
         }                                                                                                        \
     }
+
+Q32_MV_IDS512(mv_ids_q4_0, CLV_TYPE_Q4_0)
+Q32_MV_IDS512(mv_ids_q4_1, CLV_TYPE_Q4_1)
+Q32_MV_IDS512(mv_ids_q5_0, CLV_TYPE_Q5_0)
+Q32_MV_IDS512(mv_ids_q5_1, CLV_TYPE_Q5_1)
+Q32_MV_IDS512(mv_ids_q8_0, CLV_TYPE_Q8_0)
+Q32_MV_IDS512(mv_ids_iq4_nl, CLV_TYPE_IQ4_NL)
+Q32_MV_IDS512(mv_ids_mxfp4, CLV_TYPE_MXFP4)
 
 /* --- tables ------------------------------------------------------------------ */
 
@@ -567,6 +592,11 @@ const clv_cpu_kernels clv_cpu_kernels_avx512 = {
         [CLV_TYPE_MXFP4] = mm_mxfp4, [CLV_TYPE_Q2_K] = mm_q2_k, [CLV_TYPE_Q3_K] = mm_q3_k,
         [CLV_TYPE_Q4_K] = mm_q4_k, [CLV_TYPE_Q5_K] = mm_q5_k, [CLV_TYPE_Q6_K] = mm_q6_k,
         [CLV_TYPE_IQ4_XS] = mm_iq4_xs,
+    },
+    .mv_ids = {
+        [CLV_TYPE_Q4_0] = mv_ids_q4_0, [CLV_TYPE_Q4_1] = mv_ids_q4_1, [CLV_TYPE_Q5_0] = mv_ids_q5_0,
+        [CLV_TYPE_Q5_1] = mv_ids_q5_1, [CLV_TYPE_Q8_0] = mv_ids_q8_0, [CLV_TYPE_IQ4_NL] = mv_ids_iq4_nl,
+        [CLV_TYPE_MXFP4] = mv_ids_mxfp4,
     },
 };
 

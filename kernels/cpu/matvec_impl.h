@@ -19,12 +19,19 @@
 typedef void (*clv_cpu_mm_fn)(int64_t n, const uint8_t *w, size_t row_bytes, int64_t nrows,
                               const uint8_t *x, size_t xs, int64_t nbatch, float *y, size_t ys);
 
+/* y[k] = dot(row ids[k], activation x) for k < n_ids; w points at row 0. */
+typedef void (*clv_cpu_mv_ids_fn)(int64_t n, const uint8_t *w, size_t row_bytes, const int32_t *ids,
+                                  int64_t n_ids, const uint8_t *x, float *y);
+
 /* x (n floats) -> n / block activation blocks, as the scalar quantizer writes them. */
 typedef void (*clv_cpu_quant_fn)(const float *x, void *xq, int64_t n);
 
 typedef struct clv_cpu_kernels {
     bool built; /* false where the build could not compile the path (not x86-64) */
     clv_cpu_mm_fn mm[CLV_TYPE_COUNT]; /* NULL: this path leaves the type to a lower one */
+    /* NULL: rows by runs of consecutive ids through mm (fine where mm takes
+       one row at a time; the multi-row decode tiles want gathered rows) */
+    clv_cpu_mv_ids_fn mv_ids[CLV_TYPE_COUNT];
     clv_cpu_quant_fn quant_q8_0, quant_q8_k; /* NULL: likewise */
 } clv_cpu_kernels;
 
