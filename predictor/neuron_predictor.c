@@ -46,7 +46,10 @@ void clv_pred_matmul(struct clv_threadpool *pool, int32_t wtype, const void *w, 
 
 static void refresh_view(clv_predictor_set *s, int64_t il) {
     clv_predictor_layer *L = &s->layers[il];
-    s->thresholds[il] = L->act_threshold;
+    /* top-k: threshold 0 marks the layer sparse, the keep share selects */
+    s->thresholds[il] = s->top_k && L->act_threshold >= 0 ? 0.0f : L->act_threshold;
+    s->keeps[il] = 1.0f - s->sparsity;
+    s->sparsity_view.keep = s->top_k ? s->keeps : NULL;
     clv_neuron_predictor *np = &s->predictors[il];
     if (L->rank > 0) {
         *np = (clv_neuron_predictor){&L->w1, L->b1, &L->w2, L->b2, L->logit_threshold};
@@ -67,8 +70,9 @@ static clv_status set_alloc(int64_t n_layer, int64_t n_embd, clv_predictor_set *
     s->n_embd = n_embd;
     s->layers = calloc((size_t)n_layer, sizeof *s->layers);
     s->thresholds = calloc((size_t)n_layer, sizeof *s->thresholds);
+    s->keeps = calloc((size_t)n_layer, sizeof *s->keeps);
     s->predictors = calloc((size_t)n_layer, sizeof *s->predictors);
-    if (!s->layers || !s->thresholds || !s->predictors) {
+    if (!s->layers || !s->thresholds || !s->keeps || !s->predictors) {
         clv_predictor_free(s);
         return clv_fail(CLV_ERR_NOMEM, "predictor set: out of memory");
     }
@@ -97,6 +101,7 @@ clv_status clv_predictor_set_create(const clv_profile *p, clv_predictor_set **ou
     snprintf(s->model_name, sizeof s->model_name, "%s", p->model_name);
     s->act = p->act;
     s->sparsity = p->sparsity;
+    s->top_k = p->top_k;
     for (int64_t il = 0; il < p->n_layer; il++) {
         const clv_profile_layer *pl = &p->layers[il];
         s->layers[il].n_ff = pl->n_ff;
@@ -142,6 +147,7 @@ void clv_predictor_free(clv_predictor_set *s) {
     }
     free(s->layers);
     free(s->thresholds);
+    free(s->keeps);
     free(s->predictors);
     free(s);
 }

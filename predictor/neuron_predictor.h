@@ -51,9 +51,12 @@ typedef struct clv_predictor_set {
     int32_t act;            /* clv_ffn_act of the profiled model */
     float target_recall;
     float sparsity;         /* the profile's target sparsity */
+    bool top_k;             /* the profile's selection rule: the engine keeps each token's
+                               (1 - sparsity) * n_ff largest |h| among the predicted neurons */
     clv_predictor_layer *layers; /* [n_layer] */
     /* the engine's view, pointing into layers */
     float *thresholds;                /* [n_layer] */
+    float *keeps;                     /* [n_layer] 1 - sparsity, the view's keep when top_k */
     clv_neuron_predictor *predictors; /* [n_layer]; w1 == NULL where none */
     clv_ffn_sparsity sparsity_view;
 } clv_predictor_set;

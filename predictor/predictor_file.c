@@ -25,6 +25,7 @@
 #define K_N_EMBD "cleave.predictor.embedding_length"
 #define K_ACT "cleave.predictor.ffn_activation"
 #define K_SPARSITY "cleave.predictor.sparsity"
+#define K_SELECTION "cleave.predictor.selection"
 #define K_RECALL_TARGET "cleave.predictor.target_recall"
 #define K_N_FF "cleave.predictor.feed_forward_length"
 #define K_RANK "cleave.predictor.rank"
@@ -70,6 +71,7 @@ clv_status clv_predictor_save(const clv_predictor_set *s, const char *path) {
     if (!st) st = clv_gguf_writer_set_u32(w, K_N_EMBD, (uint32_t)s->n_embd);
     if (!st) st = clv_gguf_writer_set_i32(w, K_ACT, s->act);
     if (!st) st = clv_gguf_writer_set_f32(w, K_SPARSITY, s->sparsity);
+    if (!st) st = clv_gguf_writer_set_str(w, K_SELECTION, s->top_k ? "top-k" : "threshold");
     if (!st) st = clv_gguf_writer_set_f32(w, K_RECALL_TARGET, s->target_recall);
     if (!st) st = clv_gguf_writer_set_arr(w, K_N_FF, CLV_GGUF_I64, n_ff, (uint64_t)n);
     if (!st) st = clv_gguf_writer_set_arr(w, K_RANK, CLV_GGUF_I64, rank, (uint64_t)n);
@@ -212,7 +214,21 @@ static clv_status load_from(const clv_gguf *g, const char *path, clv_predictor_s
         st = CLV_ERR_FORMAT;
         goto fail;
     }
+    if (!(sparsity >= 0 && sparsity < 1)) {
+        st = clv_fail(CLV_ERR_FORMAT, "%s: %s = %g is outside [0, 1)", path, K_SPARSITY, (double)sparsity);
+        goto fail;
+    }
     s->act = act, s->sparsity = sparsity, s->target_recall = target;
+    /* absent in files from before per-token top-k: those select by threshold */
+    if (clv_gguf_find(g, K_SELECTION)) {
+        const char *sel = NULL;
+        if (clv_gguf_get_str(g, K_SELECTION, &sel) || (strcmp(sel, "top-k") && strcmp(sel, "threshold"))) {
+            clv_clear_error();
+            st = clv_fail(CLV_ERR_FORMAT, "%s: %s is not \"top-k\" or \"threshold\"", path, K_SELECTION);
+            goto fail;
+        }
+        s->top_k = !strcmp(sel, "top-k");
+    }
     for (int64_t il = 0; il < n_layer; il++) {
         clv_predictor_layer *L = &s->layers[il];
         for (int i = 0; i < 6; i++) {

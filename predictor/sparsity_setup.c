@@ -9,6 +9,7 @@
 struct clv_sparsity_setup {
     clv_predictor_set *predictor; /* owned, may be NULL */
     float *threshold;             /* [n_layer] */
+    float *keep;                  /* [n_layer] */
     clv_ffn_sparsity view;
     char describe[512];
 };
@@ -17,6 +18,7 @@ void clv_sparsity_setup_free(clv_sparsity_setup *s) {
     if (!s) return;
     clv_predictor_free(s->predictor);
     free(s->threshold);
+    free(s->keep);
     free(s);
 }
 
@@ -63,15 +65,14 @@ done:
 clv_status clv_sparsity_setup_load(const clv_model *m, double sparsity, const char *profile_path,
                                    const char *predictor_path, clv_sparsity_setup **out) {
     *out = NULL;
-    if (sparsity >= 0 && !profile_path)
-        return clv_fail(CLV_ERR_ARG, "--sparsity needs --profile FILE (the thresholds come from its histograms)");
     if (profile_path && sparsity < 0)
         return clv_fail(CLV_ERR_ARG, "--profile needs --sparsity S (the share of FFN neurons to skip)");
     if (sparsity >= 1.0) return clv_fail(CLV_ERR_ARG, "--sparsity %g: must be in [0, 1)", sparsity);
-    if (!profile_path && !predictor_path) return clv_fail(CLV_ERR_ARG, "no sparsity asked for");
+    if (sparsity < 0 && !predictor_path) return clv_fail(CLV_ERR_ARG, "no sparsity asked for");
     clv_sparsity_setup *s = calloc(1, sizeof *s);
     if (s) s->threshold = malloc(sizeof(float) * (size_t)m->hp.n_layer);
-    if (!s || !s->threshold) {
+    if (s) s->keep = malloc(sizeof(float) * (size_t)m->hp.n_layer);
+    if (!s || !s->threshold || !s->keep) {
         clv_sparsity_setup_free(s);
         return clv_fail(CLV_ERR_NOMEM, "no memory for sparsity settings");
     }
@@ -80,16 +81,41 @@ clv_status clv_sparsity_setup_load(const clv_model *m, double sparsity, const ch
     if (predictor_path) {
         if ((st = clv_predictor_load(predictor_path, m, &s->predictor))) goto fail;
         const clv_ffn_sparsity *v = clv_predictor_sparsity(s->predictor);
-        for (int64_t il = 0; il < m->hp.n_layer; il++) s->threshold[il] = v->threshold[il];
+        for (int64_t il = 0; il < m->hp.n_layer; il++) {
+            s->threshold[il] = v->threshold[il];
+            s->keep[il] = v->keep ? v->keep[il] : 1.0f;
+        }
+        if (v->keep) s->view.keep = s->keep;
         s->view.predictor = v->predictor;
         int64_t rank = 0;
         for (int64_t il = 0; il < m->hp.n_layer; il++)
             if (s->predictor->layers[il].rank > rank) rank = s->predictor->layers[il].rank;
-        n += snprintf(s->describe + n, sizeof s->describe - (size_t)n, "predictor %s (rank up to %lld, trained at sparsity %.2f)",
-                      predictor_path, (long long)rank, s->predictor->sparsity);
+        n += snprintf(s->describe + n, sizeof s->describe - (size_t)n,
+                      "predictor %s (rank up to %lld, trained for %s at sparsity %.2f)", predictor_path, (long long)rank,
+                      s->predictor->top_k ? "per-token top-k" : "thresholds", s->predictor->sparsity);
+    }
+    if (sparsity >= 0 && !profile_path) {
+        /* per-token top-k: every gated dense FFN (or the predictor's layers) keeps 1 - S */
+        int64_t n_sparse = 0;
+        for (int64_t il = 0; il < m->hp.n_layer; il++) {
+            const clv_layer *l = &m->layers[il];
+            bool gated = l->ffn_gate && l->ffn_up && l->ffn_down && !l->ffn_gate_inp;
+            if (predictor_path) gated = gated && s->threshold[il] >= 0;
+            s->threshold[il] = gated ? 0.0f : -1.0f;
+            s->keep[il] = (float)(1.0 - sparsity);
+            n_sparse += gated;
+        }
+        if (n_sparse == 0) {
+            st = clv_fail(CLV_ERR_ARG, "--sparsity: the model has no dense gated FFN layers to make sparse");
+            goto fail;
+        }
+        s->view.keep = s->keep;
+        snprintf(s->describe + n, sizeof s->describe - (size_t)n, "%seach token keeps its %.0f%% largest |h| in %lld layers",
+                 n ? ", " : "", 100.0 * (1.0 - sparsity), (long long)n_sparse);
     }
     if (profile_path) {
         if ((st = thresholds_from_profile(s, m, profile_path, sparsity))) goto fail;
+        s->view.keep = NULL;
         snprintf(s->describe + n, sizeof s->describe - (size_t)n, "%sthresholds for sparsity %.2f from %s",
                  n ? ", " : "", sparsity, profile_path);
     }

@@ -8,6 +8,7 @@
 
 #include "context.h"
 #include "fp16.h"
+#include "top_k.h"
 #include "types.h"
 
 enum { PASS_CALIBRATE, PASS_COUNT };
@@ -20,6 +21,8 @@ typedef struct collector {
     int64_t n_rows;     /* counted rows in the batch (a calibration chunk may stop early) */
     int64_t stride, max_samples;
     int64_t *filled;    /* [n_layer] samples written per layer */
+    bool top_k;
+    float *scratch;     /* [max n_ff] for the top-k selection */
     /* the last MoE layer's choices in this batch, for the follower counts */
     int64_t prev_layer;
     int32_t *prev_ids;  /* [n_batch][n_expert_used] */
@@ -27,7 +30,7 @@ typedef struct collector {
 
 clv_profiler_params clv_profiler_default_params(void) {
     return (clv_profiler_params){
-        .sparsity = 0.5, .n_samples = 4096, .n_ctx = 512, .n_calib_tokens = 4096, .kv_type = CLV_TYPE_F16, .bos = -1};
+        .sparsity = 0.5, .top_k = true, .n_samples = 4096, .n_ctx = 512, .n_calib_tokens = 4096, .kv_type = CLV_TYPE_F16, .bos = -1};
 }
 
 /* The sample slot of counted token g, or -1. */
@@ -60,12 +63,19 @@ static void observe_dense(void *user, int64_t il, const float *x, const float *h
         if (c->pass != PASS_COUNT) continue;
         int64_t s = sample_slot(c, c->batch_token + r);
         uint8_t *mask = s >= 0 ? l->sample_mask + s * ((n_ff + 7) / 8) : NULL;
+        /* top-k: kept = |h| above the k-th largest, then ties in index order */
+        int64_t k = c->top_k ? (int64_t)ceil((1.0 - (double)c->p->sparsity) * (double)n_ff - 1e-6) : n_ff;
+        if (k < 1) k = 1;
+        int64_t ties = 0;
+        if (k < n_ff) thr = clv_top_k_abs(a, n_ff, k, c->scratch, &ties);
         for (int64_t i = 0; i < n_ff; i++) {
-            if (fabsf(a[i]) > thr) {
+            float v = fabsf(a[i]);
+            if (v > thr || (v == thr && ties > 0 && ties--)) {
                 active[i]++;
                 if (mask) mask[i >> 3] |= (uint8_t)(1u << (i & 7));
             }
         }
+        thr = l->threshold;
         if (s >= 0) keep_x(c, il, s, x + t * n_embd);
     }
 }
@@ -195,15 +205,20 @@ clv_status clv_profile_collect(clv_model *model, const int32_t *tokens, int64_t 
     bool calibrate = has_dense && hp->ffn_act != CLV_ACT_RELU;
     int64_t n_calib = calibrate ? (pp.n_calib_tokens && pp.n_calib_tokens < n_tokens ? pp.n_calib_tokens : n_tokens) : 0;
     p->sparsity = calibrate ? (float)pp.sparsity : 0.0f;
+    p->top_k = calibrate && pp.top_k && pp.sparsity > 0;
     p->n_calib_tokens = n_calib;
 
     collector c = {.p = p, .prev_layer = -1, .max_samples = n_samples};
     c.stride = n_samples > 0 ? n_tokens / n_samples : 0;
     p->sample_stride = c.stride;
     c.filled = calloc((size_t)p->n_layer, sizeof *c.filled);
+    c.top_k = p->top_k;
+    int64_t max_ff = 1;
+    for (int64_t il = 0; il < p->n_layer; il++) max_ff = p->layers[il].n_ff > max_ff ? p->layers[il].n_ff : max_ff;
+    c.scratch = malloc((size_t)max_ff * sizeof *c.scratch);
     c.prev_ids = calloc((size_t)(pp.n_ctx * (hp->n_expert_used > 0 ? hp->n_expert_used : 1)), sizeof *c.prev_ids);
     int32_t *chunk = malloc((size_t)pp.n_ctx * sizeof *chunk);
-    if (!c.filled || !c.prev_ids || !chunk) st = clv_fail(CLV_ERR_NOMEM, "out of memory");
+    if (!c.filled || !c.prev_ids || !chunk || !c.scratch) st = clv_fail(CLV_ERR_NOMEM, "out of memory");
 
     clv_ffn_observer obs = {.user = &c, .dense = observe_dense, .moe = observe_moe};
     clv_context_params cp = clv_context_default_params();
@@ -240,6 +255,7 @@ clv_status clv_profile_collect(clv_model *model, const int32_t *tokens, int64_t 
     free(chunk);
     free(c.filled);
     free(c.prev_ids);
+    free(c.scratch);
     if (st) {
         clv_profile_free(p);
         return st;

@@ -11,8 +11,10 @@
  * the first n_calib_tokens fills each layer's |h| histogram, from which the
  * layer's threshold is clv_profile_threshold_for(sparsity); then the
  * counting pass over all tokens counts a neuron active when |h| exceeds it
- * and refills the histogram, so the file's histogram covers the counted
- * tokens. ReLU models need no first pass: the threshold is 0.
+ * (or, with top_k, when it is among the (1 - sparsity) * n_ff largest |h|
+ * of its token, as the engine selects with clv_ffn_sparsity.keep) and
+ * refills the histogram, so the file's histogram covers the counted tokens.
+ * ReLU models need no first pass: the threshold is 0.
  *
  * Samples: counted token g (0-based over all chunks) is sample g / stride of
  * every layer when g % stride == 0, stride = max(1, n_tokens / n_samples),
@@ -29,6 +31,8 @@
 
 typedef struct clv_profiler_params {
     double sparsity;        /* SwiGLU/GeGLU: share of inactive neurons to calibrate for, [0, 1) (0.5) */
+    bool top_k;             /* SwiGLU/GeGLU: active = among each token's largest |h| (true) or above the
+                               layer's threshold */
     int64_t n_samples;      /* training samples per layer (4096; 0: none) */
     int64_t n_ctx;          /* chunk length (512) */
     int64_t n_calib_tokens; /* tokens of the threshold pass (4096; 0: all) */

@@ -278,6 +278,7 @@ clv_status clv_profile_save(const clv_profile *p, const char *path) {
     SET(clv_gguf_writer_set_u64(w, "cleave.profile.embedding_length", (uint64_t)p->n_embd));
     SET(clv_gguf_writer_set_u64(w, "cleave.profile.expert_used_count", (uint64_t)p->n_expert_used));
     SET(clv_gguf_writer_set_f32(w, "cleave.profile.sparsity", p->sparsity));
+    SET(clv_gguf_writer_set_str(w, "cleave.profile.selection", p->top_k ? "top-k" : "threshold"));
     SET(clv_gguf_writer_set_u64(w, "cleave.profile.n_tokens", (uint64_t)p->n_tokens));
     SET(clv_gguf_writer_set_u64(w, "cleave.profile.n_calib_tokens", (uint64_t)p->n_calib_tokens));
     SET(clv_gguf_writer_set_u64(w, "cleave.profile.sample_stride", (uint64_t)p->sample_stride));
@@ -530,6 +531,14 @@ static clv_status load_from(const clv_gguf *g, clv_profile **out) {
     if (!st && (st = clv_gguf_get_f32(g, "cleave.profile.sparsity", &p->sparsity))) st = CLV_ERR_FORMAT;
     if (!st && !(p->sparsity >= 0 && p->sparsity < 1))
         st = clv_fail(CLV_ERR_FORMAT, "key cleave.profile.sparsity = %g is out of range [0, 1)", p->sparsity);
+    /* absent in files from before per-token top-k: those counted by threshold */
+    if (!st && clv_gguf_find(g, "cleave.profile.selection")) {
+        char sel[16];
+        st = get_string(g, "cleave.profile.selection", sel, sizeof sel);
+        if (!st && !strcmp(sel, "top-k")) p->top_k = true;
+        else if (!st && strcmp(sel, "threshold"))
+            st = clv_fail(CLV_ERR_FORMAT, "key cleave.profile.selection: unknown rule \"%s\"", sel);
+    }
     const clv_gguf_value *thr = NULL;
     if (!st && (st = clv_gguf_get_arr(g, "cleave.profile.threshold", CLV_GGUF_F32, &thr))) st = CLV_ERR_FORMAT;
     if (!st && thr->v.arr.count != (uint64_t)n_layer)

@@ -59,6 +59,8 @@ typedef struct clv_profile {
     int64_t n_layer, n_embd, n_expert_used;
     int32_t act;             /* clv_ffn_act of the dense FFNs */
     float sparsity;          /* target the thresholds were calibrated for (0 for ReLU) */
+    bool top_k;              /* active (counts, sample masks) = among each token's (1 - sparsity) * n_ff
+                                largest |h|; false: |h| above the layer's threshold */
     int64_t n_tokens;        /* tokens counted */
     int64_t n_calib_tokens;  /* tokens the thresholds were calibrated on */
     char corpus[256];        /* the calibration files' names, ", "-separated (may be cut short) */

@@ -108,6 +108,10 @@ static clv_status check_sparsity(const clv_model *m, const clv_ffn_sparsity *sp)
                             "sparsity: layer %lld has no dense gated FFN (%s), so its threshold must be negative, not %g",
                             (long long)il, l->ffn_gate_inp ? "mixture of experts" : "no gate", (double)t);
         }
+        if (t >= 0 && sp->keep && !(sp->keep[il] > 0.0f && sp->keep[il] <= 1.0f)) {
+            return clv_fail(CLV_ERR_ARG, "sparsity: layer %lld: keep share %g is not in (0, 1]", (long long)il,
+                            (double)sp->keep[il]);
+        }
         const clv_neuron_predictor *p = sp->predictor ? &sp->predictor[il] : NULL;
         if (!p || !p->w1) continue;
         if (!has_gated_ffn(l)) {
@@ -204,6 +208,11 @@ static clv_status create_sparse(clv_context *ctx) {
         const clv_weight *down = m->layers[il].ffn_down;
         sl->sparse = true;
         sl->threshold = spec->threshold[il];
+        sl->keep = hp->n_ff[il];
+        if (spec->keep) {
+            int64_t k = (int64_t)ceil((double)spec->keep[il] * (double)hp->n_ff[il] - 1e-6);
+            sl->keep = k < 1 ? 1 : k > hp->n_ff[il] ? hp->n_ff[il] : k;
+        }
         sl->predictor = p;
         if (p) max_rank = max64(max_rank, p->w1->ne[1]);
         max_ff = max64(max_ff, hp->n_ff[il]);

@@ -44,18 +44,23 @@ typedef struct clv_neuron_predictor {
     float logit_threshold;
 } clv_neuron_predictor;
 
-/* Activation sparsity for dense FFNs: neuron i of layer il is skipped when
- * its gated activation |act(gate_i . x) * (up_i . x)| <= threshold[il], and,
- * with a predictor, also when the predictor says it is inactive (then its
- * gate and up rows are not even read). Decode computes only the predicted
- * rows of gate and up and the surviving rows of down; batches compute densely
- * and zero the skipped neurons, which gives the same numbers. Thresholding
- * the product rather than act(gate) alone (CATS) keeps far more quality at
- * the same sparsity on small models (docs/profiler.md). Borrowed: must
- * outlive the context. */
+/* Activation sparsity for dense FFNs. Neuron i of layer il is kept when its
+ * gated activation h_i = act(gate_i . x) * (up_i . x) has |h_i| >
+ * threshold[il] and, with `keep`, when it is also among the
+ * ceil(keep[il] * n_ff) largest |h| of its token (per-token top-k); with a
+ * predictor, only neurons the predictor says are active are considered at
+ * all (their gate and up rows are the only ones read). Decode computes only
+ * the predicted rows of gate and up and the kept rows of down; batches
+ * compute densely and zero the skipped neurons, which gives the same
+ * neurons. Thresholding the product rather than act(gate) alone (CATS)
+ * keeps far more quality at the same sparsity on small models; per-token
+ * top-k (threshold 0, keep 1 - S) holds every token to the same sparsity,
+ * which some models need (docs/profiler.md). Borrowed: must outlive the
+ * context. */
 typedef struct clv_ffn_sparsity {
     const float *threshold;                 /* [n_layer]; a negative entry leaves the layer dense (its
                                                predictor unused) */
+    const float *keep;                      /* [n_layer] shares in (0, 1], or NULL: no per-token cap */
     const clv_neuron_predictor *predictor;  /* [n_layer] or NULL; entries with w1 == NULL have none */
 } clv_ffn_sparsity;
 
@@ -63,6 +68,7 @@ typedef struct clv_ffn_sparsity {
 typedef struct clv_sparse_layer {
     bool sparse; /* threshold >= 0 */
     float threshold;
+    int64_t keep; /* most neurons a token keeps (n_ff: no cap) */
     const clv_neuron_predictor *predictor; /* NULL: none */
     /* ffn_down transposed: [n_ff] rows of n_embd, so that an active neuron
      * is one contiguous row to accumulate. Q8_0 rows for quantized sources

@@ -3,7 +3,8 @@
  * Decode (one token, quantized products): the predictor, when the layer has
  * one, picks the candidate neurons; only their gate and up rows are read;
  * h = act(gate) * up is computed for them; neurons with |h| <= threshold
- * are dropped; and the output is sum_i h_i * down_t[i] over the survivors,
+ * are dropped, and of the rest only the layer's `keep` largest |h| stay
+ * (per-token top-k); the output is sum_i h_i * down_t[i] over the survivors,
  * with ffn_down transposed at context creation so that a neuron is one
  * contiguous row. Each thread owns a slice of the output, so the sum needs
  * no reduction.
@@ -21,6 +22,7 @@
 #include "matvec.h"
 #include "ops.h"
 #include "ops_cpu.h"
+#include "top_k.h"
 #include "types.h"
 #include "vec.h"
 
@@ -56,6 +58,23 @@ static inline bool predicted_active(const clv_neuron_predictor *p, const float *
     return logit[i] + (p->b2 ? p->b2[i] : 0.0f) > p->logit_threshold;
 }
 
+/* --- per-token top-k (top_k.h) --------------------------------------------------------- */
+
+/* The same on a list of (id, h) in id order, compacted; returns its new length. */
+static int64_t keep_top_list(int32_t *ids, float *h, int64_t n, int64_t k, float *scratch) {
+    if (k >= n) return n;
+    int64_t ties, m = 0;
+    float t = clv_top_k_abs(h, n, k, scratch, &ties);
+    for (int64_t i = 0; i < n; i++) {
+        float a = fabsf(h[i]);
+        if (a > t || (a == t && ties-- > 0)) {
+            ids[m] = ids[i];
+            h[m++] = h[i];
+        }
+    }
+    return m;
+}
+
 /* --- batches and reference mode: dense, masked ------------------------------------------ */
 
 typedef struct mask_args {
@@ -63,7 +82,8 @@ typedef struct mask_args {
     const float *b;       /* up */
     const float *logit;   /* predictor logits or NULL */
     const clv_neuron_predictor *p;
-    int64_t n_ff;
+    float *scratch;       /* [n_tokens][n_ff] */
+    int64_t n_ff, keep;
     float threshold;
     clv_ffn_act act;
 } mask_args;
@@ -88,6 +108,11 @@ static void threshold_range(void *arg, int64_t b, int64_t e) {
         if (!(fabsf(m->a[k]) > m->threshold)) m->a[k] = 0.0f;
 }
 
+static void top_range(void *arg, int64_t b, int64_t e) {
+    mask_args *m = arg;
+    for (int64_t t = b; t < e; t++) clv_top_k_abs_keep(m->a + t * m->n_ff, m->n_ff, m->keep, m->scratch + t * m->n_ff);
+}
+
 static void ffn_masked(clv_context *ctx, int64_t il, float *dst, const float *x, const clv_weight *gate,
                        const clv_weight *up, const clv_weight *down, int64_t n_tokens, clv_ffn_act act) {
     const clv_sparse_layer *sl = &ctx->sparse->layers[il];
@@ -96,13 +121,15 @@ static void ffn_masked(clv_context *ctx, int64_t il, float *dst, const float *x,
     clv_op_matmul(ctx, s->ffn_a, gate, NULL, x, n_tokens);
     clv_op_matmul(ctx, s->ffn_b, up, NULL, x, n_tokens);
     if (sl->predictor) predict(ctx, sl->predictor, x, n_tokens);
-    mask_args m = {s->ffn_a, s->ffn_b, sl->predictor ? ctx->sparse->pred_logit : NULL, sl->predictor, n_ff,
-                   sl->threshold, act};
+    mask_args m = {s->ffn_a, s->ffn_b, sl->predictor ? ctx->sparse->pred_logit : NULL, sl->predictor, s->ffn_b,
+                   n_ff, sl->keep, sl->threshold, act};
     clv_cpu_parallel_for(ctx, n_tokens * n_ff, 2048, 20, act_mask_range, &m);
     clv_cpu_parallel_for(ctx, n_tokens * n_ff, 2048, 2, mul_range, &m);
     const clv_ffn_observer *obs = ctx->params.observer;
     if (obs && obs->dense) obs->dense(obs->user, il, x, s->ffn_a, n_tokens, n_embd, n_ff);
     clv_cpu_parallel_for(ctx, n_tokens * n_ff, 2048, 2, threshold_range, &m);
+    /* up is spent: its rows are the selection's scratch */
+    if (sl->keep < n_ff) clv_cpu_parallel_for(ctx, n_tokens, 1, (double)n_ff * 8, top_range, &m);
     clv_op_matmul(ctx, dst, down, NULL, s->ffn_a, n_tokens);
 }
 
@@ -112,40 +139,30 @@ typedef struct rows_args {
     const clv_weight *gate, *up;
     const void *xq_gate, *xq_up;
     clv_sparse_state *sp;
-    float *gate_out, *up_out; /* by neuron: ffn_a, ffn_b */
+    float *h_out, *up_out; /* h by neuron (ffn_a); up by candidate (ffn_b) */
     int64_t n_cand, chunk;
     float threshold;
     clv_ffn_act act;
 } rows_args;
 
-/* y[id] = W[id] . x for the sorted ids, one kernel call per run of
- * consecutive ids. */
-static void matvec_ids(const clv_weight *w, const void *xq, const int32_t *ids, int64_t n, float *y) {
-    for (int64_t k = 0; k < n;) {
-        int64_t r0 = ids[k], len = 1;
-        while (k + len < n && ids[k + len] == r0 + len) len++;
-        clv_cpu_matvec(w->type, w->data, w->row_bytes, w->ne[0], xq, y + r0, r0, r0 + len);
-        k += len;
-    }
-}
-
-/* One chunk of candidates: gate, up, h = act(gate) * up, threshold.
- * Survivors go to active / active_h from the chunk's first position on. */
+/* One chunk of candidates: gate and up (gathered rows, compact), h =
+ * act(gate) * up, threshold. Survivors go to active / active_h from the
+ * chunk's first position on; every candidate's h also goes to h_out by
+ * neuron, for the observer. */
 static void rows_chunk(rows_args *a, int64_t b, int64_t e) {
     clv_sparse_state *sp = a->sp;
     const int32_t *cand = sp->cand + b;
     int64_t n = e - b;
-    matvec_ids(a->gate, a->xq_gate, cand, n, a->gate_out);
-    matvec_ids(a->up, a->xq_up, cand, n, a->up_out);
-    float *act = sp->cand_act + b;
-    for (int64_t k = 0; k < n; k++) act[k] = a->gate_out[cand[k]];
-    apply_act(act, n, a->act);
+    float *g = sp->cand_act + b, *u = a->up_out + b;
+    clv_cpu_matvec_ids(a->gate->type, a->gate->data, a->gate->row_bytes, a->gate->ne[0], a->xq_gate, cand, n, g);
+    clv_cpu_matvec_ids(a->up->type, a->up->data, a->up->row_bytes, a->up->ne[0], a->xq_up, cand, n, u);
+    apply_act(g, n, a->act);
     int32_t *ids = sp->active + b;
     float *h = sp->active_h + b;
     int64_t n_active = 0;
     for (int64_t k = 0; k < n; k++) {
-        float v = act[k] * a->up_out[cand[k]];
-        a->gate_out[cand[k]] = v; /* what the observer sees */
+        float v = g[k] * u[k];
+        a->h_out[cand[k]] = v;
         if (fabsf(v) > a->threshold) {
             ids[n_active] = cand[k];
             h[n_active++] = v;
@@ -233,6 +250,7 @@ static void ffn_decode(clv_context *ctx, int64_t il, float *dst, const float *x,
         memmove(sp->active_h + n_active, sp->active_h + c * chunk, (size_t)cnt * sizeof(float));
         n_active += cnt;
     }
+    if (n_active > sl->keep) n_active = keep_top_list(sp->active, sp->active_h, n_active, sl->keep, sp->cand_act);
     ctx->weight_bytes_read += (uint64_t)n_cand * (gate->row_bytes + up->row_bytes) +
                               (uint64_t)n_active * sl->down_t_row_bytes;
 

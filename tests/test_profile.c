@@ -35,7 +35,7 @@ static void random_tokens(int32_t *t, int64_t n, int32_t lo, int32_t hi) {
 static bool profiles_equal(const clv_profile *a, const clv_profile *b) {
     if (strcmp(a->arch, b->arch) || strcmp(a->model_name, b->model_name) || strcmp(a->corpus, b->corpus)) return false;
     if (a->n_layer != b->n_layer || a->n_embd != b->n_embd || a->n_expert_used != b->n_expert_used ||
-        a->act != b->act || a->sparsity != b->sparsity || a->n_tokens != b->n_tokens ||
+        a->act != b->act || a->sparsity != b->sparsity || a->top_k != b->top_k || a->n_tokens != b->n_tokens ||
         a->n_calib_tokens != b->n_calib_tokens || a->sample_stride != b->sample_stride)
         return false;
     for (int64_t il = 0; il < a->n_layer; il++) {
@@ -158,7 +158,20 @@ static float ref_threshold(const int64_t *hist, double sparsity) {
     return (float)(lo + (hi - lo) * (target - below) / (double)hist[b]);
 }
 
-static void check_exact(const char *fixture) {
+/* Whether neuron f of a token's row is kept by per-token top-k: its rank by
+ * |a| (ties: lower index first) is below k. Quadratic, independent of the
+ * profiler's quickselect. */
+static bool ref_top_k(const float *row, int64_t F, int64_t f, int64_t k) {
+    int64_t rank = 0;
+    float v = fabsf(row[f]);
+    for (int64_t g = 0; g < F; g++) {
+        float w = fabsf(row[g]);
+        rank += w > v || (w == v && g < f);
+    }
+    return rank < k;
+}
+
+static void check_exact(const char *fixture, bool top_k) {
     char path[4096];
     snprintf(path, sizeof path, "%s/tests/data/arch/%s.f32.gguf", CLEAVE_SOURCE_DIR, fixture);
     clv_model *m = NULL;
@@ -174,6 +187,7 @@ static void check_exact(const char *fixture) {
     pp.n_samples = 50;       /* every 14th token */
     pp.n_threads = 2;
     pp.sparsity = 0.4;
+    pp.top_k = top_k;
     clv_profile *p = NULL, *again = NULL;
     CHECK_STATUS(clv_profile_collect(m, tokens, n, &pp, &p), CLV_OK);
     CHECK_STATUS(clv_profile_collect(m, tokens, n, &pp, &again), CLV_OK);
@@ -194,6 +208,7 @@ static void check_exact(const char *fixture) {
             int64_t F = r.n_ff[il];
             CHECK_EQ_INT(l->n_ff, F);
             if (l->n_ff != F) continue;
+            CHECK_MSG(p->top_k == (top_k && !relu), "%s: profile says top_k %d", fixture, p->top_k);
             /* threshold: from the first 200 tokens' histogram */
             memset(hist, 0, CLV_PROFILE_HIST_BINS * sizeof *hist);
             for (int64_t i = 0; i < pp.n_calib_tokens * F; i++) hist[ref_bin(r.act[il][i])]++;
@@ -212,9 +227,16 @@ static void check_exact(const char *fixture) {
             /* counts and histogram over all tokens; samples */
             memset(hist, 0, CLV_PROFILE_HIST_BINS * sizeof *hist);
             bool counts_ok = true, mask_ok = true, x_ok = true;
+            int64_t keep = (int64_t)ceil(0.6 * (double)F - 1e-6);
+            uint8_t *on = malloc((size_t)(n * F));
+            for (int64_t t = 0; t < n; t++) {
+                const float *row = r.act[il] + t * F;
+                for (int64_t f = 0; f < F; f++)
+                    on[t * F + f] = p->top_k ? ref_top_k(row, F, f, keep) : fabsf(row[f]) > thr;
+            }
             for (int64_t f = 0; f < F; f++) {
                 int64_t c = 0;
-                for (int64_t t = 0; t < n; t++) c += fabsf(r.act[il][t * F + f]) > thr;
+                for (int64_t t = 0; t < n; t++) c += on[t * F + f];
                 counts_ok = counts_ok && l->neuron_active[f] == c;
             }
             for (int64_t i = 0; i < n * F; i++) hist[ref_bin(r.act[il][i])]++;
@@ -222,12 +244,14 @@ static void check_exact(const char *fixture) {
                 int64_t t = s * 14;
                 for (int64_t f = 0; f < F; f++) {
                     bool bit = (l->sample_mask[s * ((F + 7) / 8) + f / 8] >> (f % 8)) & 1;
-                    mask_ok = mask_ok && bit == (fabsf(r.act[il][t * F + f]) > thr);
+                    mask_ok = mask_ok && bit == on[t * F + f];
                 }
                 for (int64_t i = 0; i < r.n_embd; i++)
                     x_ok = x_ok && l->sample_x[s * r.n_embd + i] == clv_fp32_to_fp16(r.x[il][t * r.n_embd + i]);
             }
-            CHECK_MSG(counts_ok, "%s layer %lld: neuron counts differ", fixture, (long long)il);
+            free(on);
+            CHECK_MSG(counts_ok, "%s layer %lld: neuron counts differ (%s)", fixture, (long long)il,
+                      p->top_k ? "top-k" : "threshold");
             CHECK_MSG(!memcmp(hist, l->act_hist, CLV_PROFILE_HIST_BINS * sizeof *hist), "%s layer %lld: histogram",
                       fixture, (long long)il);
             CHECK_MSG(mask_ok && x_ok, "%s layer %lld: samples (mask %d, x %d)", fixture, (long long)il, mask_ok, x_ok);
@@ -574,7 +598,10 @@ int main(void) {
     check_histogram();
 
     static const char *fixtures[] = {"llama_relu", "qwen3", "gemma3", "olmoe", "qwen2moe"};
-    for (size_t i = 0; i < sizeof fixtures / sizeof fixtures[0]; i++) check_exact(fixtures[i]);
+    for (size_t i = 0; i < sizeof fixtures / sizeof fixtures[0]; i++) {
+        check_exact(fixtures[i], true);
+        check_exact(fixtures[i], false);
+    }
 
     clv_profile *p = handmade();
     if (p) check_file(p, "hand-made (dense and MoE layers)");

@@ -23,7 +23,11 @@
  *  (f) the bytes a sparse decode counts as read are exactly the rows it
  *      reads (from the observer's active counts), fewer than dense;
  *  (g) when SmolLM2-135M is cached: (c), (d), (f) on a real model with 2
- *      threads and multi-block Q8_0 transposed down rows.
+ *      threads and 8-bit transposed down rows;
+ *  (h) per-token top-k (threshold 0, keep 0.5 and 0.25, with and without a
+ *      predictor): every layer's FFN through sparse decode and the masked
+ *      batch against float64 over exactly the neurons top-k keeps, ties to
+ *      the lower index, as in (c); a bad keep share is refused.
  *
  * Errors are relative per position: max |d| / max |reference logit|. */
 #include <math.h>
@@ -278,15 +282,26 @@ static void capture(void *user, int64_t il, const float *x, const float *act, in
     else if (il == c->il) memcpy(c->act, act, (size_t)(n_tokens * n_ff) * sizeof(float));
 }
 
-/* out = sum over neurons with |act_i| > thr of act_i (up_i . x) down[:, i], in
- * double from the scalar dequantizer: the FFN for the mask and act the
- * engine reports. Returns max |out - got| / max |out|. */
-static double ffn_error(const clv_layer *l, const float *x, const float *act, float thr, const float *got) {
+/* Whether neuron i is among the keep largest |act| (ties: lower index
+ * first), counted directly. */
+static bool in_top(const float *act, int64_t n_ff, int64_t i, int64_t keep) {
+    int64_t rank = 0;
+    for (int64_t j = 0; j < n_ff && rank < keep; j++)
+        rank += fabsf(act[j]) > fabsf(act[i]) || (fabsf(act[j]) == fabsf(act[i]) && j < i);
+    return rank < keep;
+}
+
+/* out = sum over neurons with |act_i| > thr, among the keep largest |act|,
+ * of act_i (up_i . x) down[:, i], in double from the scalar dequantizer: the
+ * FFN for the mask and act the engine reports. Returns max |out - got| /
+ * max |out|. */
+static double ffn_error(const clv_layer *l, const float *x, const float *act, float thr, int64_t keep,
+                        const float *got) {
     int64_t n_embd = l->ffn_up->ne[0], n_ff = l->ffn_up->ne[1];
     float *row = malloc((size_t)(n_embd > n_ff ? n_embd : n_ff) * sizeof(float));
     double *h = calloc((size_t)n_ff, sizeof(double)), maxref = 0, maxdiff = 0;
     for (int64_t i = 0; i < n_ff; i++) {
-        if (!(fabsf(act[i]) > thr)) continue;
+        if (!(fabsf(act[i]) > thr) || (keep < n_ff && !in_top(act, n_ff, i, keep))) continue;
         CHECK(clv_dequantize_row(l->ffn_up->type, (const uint8_t *)l->ffn_up->data + i * l->ffn_up->row_bytes, row,
                                  n_embd) == CLV_OK);
         double d = 0;
@@ -333,14 +348,14 @@ static int64_t predictor_mismatches(const clv_neuron_predictor *p, const float *
  * the masked path (two tokens), each against float64 for the act and mask
  * it reports. The sparse paths may err at most twice as much as dense does
  * (8-bit activations, and 8-bit transposed down rows) plus 1e-6. */
-static void check_layers(clv_model *m, const char *name, const float *thr, const clv_neuron_predictor *pred,
-                         const int32_t *tokens, int64_t n) {
+static void check_layers(clv_model *m, const char *name, const float *thr, const float *keep,
+                         const clv_neuron_predictor *pred, const int32_t *tokens, int64_t n) {
     int64_t L = m->hp.n_layer, n_embd = m->hp.n_embd, max_ff = 0;
     for (int64_t il = 0; il < L; il++) max_ff = m->hp.n_ff[il] > max_ff ? m->hp.n_ff[il] : max_ff;
     layer_capture c = {.il = -1, .act = malloc((size_t)(2 * max_ff) * sizeof(float))};
     for (int64_t il = 0; il < L; il++) c.x[il] = malloc((size_t)n_embd * sizeof(float));
     clv_ffn_observer obs = {.user = &c, .dense = capture};
-    clv_ffn_sparsity sp = {.threshold = thr, .predictor = pred};
+    clv_ffn_sparsity sp = {.threshold = thr, .keep = keep, .predictor = pred};
     clv_context *dense = make_ctx(m, NULL, &obs, n), *sparse = make_ctx(m, &sp, &obs, n);
     float *xx = malloc((size_t)(2 * n_embd) * sizeof(float)), *out = malloc((size_t)(2 * n_embd) * sizeof(float));
     double worst[3] = {0, 0, 0};
@@ -351,23 +366,24 @@ static void check_layers(clv_model *m, const char *name, const float *thr, const
             const clv_layer *l = &m->layers[il];
             c.il = il;
             clv_op_ffn(dense, il, out, c.x[il], l->ffn_gate, l->ffn_up, l->ffn_down, 1, m->hp.ffn_act);
-            worst[0] = fmax(worst[0], ffn_error(l, c.x[il], c.act, -1.0f, out));
+            int64_t F = m->hp.n_ff[il], k = keep ? (int64_t)ceil((double)keep[il] * (double)F - 1e-6) : F;
+            worst[0] = fmax(worst[0], ffn_error(l, c.x[il], c.act, -1.0f, F, out));
             clv_op_ffn(sparse, il, out, c.x[il], l->ffn_gate, l->ffn_up, l->ffn_down, 1, m->hp.ffn_act);
-            worst[1] = fmax(worst[1], ffn_error(l, c.x[il], c.act, thr[il], out));
+            worst[1] = fmax(worst[1], ffn_error(l, c.x[il], c.act, thr[il], k, out));
             if (pred) mismatches += predictor_mismatches(&pred[il], c.x[il], c.act, n_embd, m->hp.n_ff[il]);
             total += m->hp.n_ff[il];
             memcpy(xx, c.x[il], (size_t)n_embd * sizeof(float));
             memcpy(xx + n_embd, c.x[il], (size_t)n_embd * sizeof(float));
             clv_op_ffn(sparse, il, out, xx, l->ffn_gate, l->ffn_up, l->ffn_down, 2, m->hp.ffn_act);
-            worst[2] = fmax(worst[2], ffn_error(l, c.x[il], c.act, thr[il], out));
+            worst[2] = fmax(worst[2], ffn_error(l, c.x[il], c.act, thr[il], k, out));
         }
         double bound = 2 * worst[0] + 1e-6;
         CHECK_MSG(worst[1] <= bound, "%s: sparse decode FFN error %.3g > %.3g", name, worst[1], bound);
         CHECK_MSG(worst[2] <= bound, "%s: masked FFN error %.3g > %.3g", name, worst[2], bound);
         CHECK_MSG(mismatches * 100 <= total, "%s: %lld of %lld predictor decisions differ from float64", name,
                   (long long)mismatches, (long long)total);
-        printf("    %-22s FFN vs float64%s: dense %.2e, sparse decode %.2e, masked %.2e", name,
-               pred ? " (predictor)" : "", worst[0], worst[1], worst[2]);
+        printf("    %-22s FFN vs float64%s%s: dense %.2e, sparse decode %.2e, masked %.2e", name,
+               keep ? " (top-k)" : "", pred ? " (predictor)" : "", worst[0], worst[1], worst[2]);
         if (pred) printf("; predictor decisions off %lld of %lld", (long long)mismatches, (long long)total);
         printf("\n");
     }
@@ -504,7 +520,7 @@ static void check_median(clv_model *m, const char *name, const int32_t *tokens, 
     CHECK(active > total / 4 && active < 3 * total / 4);
     printf("(c) %-22s median |h|: %4.1f%% active, vs dense %.2e; bytes/token %.0f vs dense %.0f\n", name,
            100.0 * active / total, e_dense, (double)sparse_bytes / n_tok, (double)dense_bytes / n_tok);
-    check_layers(m, name, thr, NULL, tokens, n_tok);
+    check_layers(m, name, thr, NULL, NULL, tokens, n_tok);
     free(db);
     free(sb);
     free(s1);
@@ -533,7 +549,7 @@ static void check_median(clv_model *m, const char *name, const int32_t *tokens, 
         free(pb);
         free(p1);
         free(s1);
-        check_layers(m, name, thr, rp->p, tokens, n_tok);
+        check_layers(m, name, thr, NULL, rp->p, tokens, n_tok);
     }
     clv_context_free(pctx);
     free_predictor(m, rp);
@@ -662,6 +678,30 @@ static void check_real_model(void) {
     clv_model_free(m);
 }
 
+/* --- (h) -------------------------------------------------------------------------------------- */
+
+static void check_top_k(const char *name) {
+    clv_model *m = load(name);
+    if (!m) return;
+    float thr[CLV_MAX_LAYERS], keep[CLV_MAX_LAYERS];
+    const float shares[] = {0.5f, 0.25f};
+    for (int si = 0; si < 2; si++) {
+        for (int64_t il = 0; il < m->hp.n_layer; il++) thr[il] = 0.0f, keep[il] = shares[si];
+        printf("(h) %-22s keep %.2f:\n", name, (double)shares[si]);
+        check_layers(m, name, thr, keep, NULL, prompt, n_prompt);
+        /* a predictor that lets about 80% through, top-k among those */
+        rand_predictor *rp = make_predictor(m, 16, 0.8f);
+        check_layers(m, name, thr, keep, rp->p, prompt, n_prompt);
+        free_predictor(m, rp);
+    }
+    keep[0] = 0.0f;
+    clv_ffn_sparsity sp = {.threshold = thr, .keep = keep};
+    expect_refused(m, &sp, "keep 0", "keep share");
+    keep[0] = 1.5f;
+    expect_refused(m, &sp, "keep 1.5", "keep share");
+    clv_model_free(m);
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "%s/tests/data/arch", CLEAVE_SOURCE_DIR);
     char manifest_path[8192];
@@ -692,5 +732,10 @@ int main(void) {
 
     check_errors();
     check_real_model();
+
+    check_top_k("qwen3.f32.gguf");
+    check_top_k("gemma3.f32.gguf");
+    check_top_k("qwen3.q4_k_m.gguf");
+    check_top_k("llama.q8_0.gguf");
     return test_finish("test_sparse_ffn");
 }

@@ -27,15 +27,18 @@ static void usage(FILE *f) {
             "                                         (cleave profile --hardware --help)\n\n"
             "Counts how often each dense-FFN neuron is active and each expert is chosen\n"
             "on calibration text, and keeps samples for training activation predictors.\n"
-            "A neuron is active when its gated activation |act(gate.x) * up.x| exceeds\n"
-            "its layer's threshold: 0 for ReLU models; for SwiGLU/GeGLU models the\n"
-            "threshold that makes a share --sparsity of activations inactive on the\n"
-            "first --calib-tokens tokens.\n\n"
+            "A neuron is active when its gated activation |act(gate.x) * up.x| is among\n"
+            "the largest (1 - --sparsity) share of its token's (SwiGLU/GeGLU models), or\n"
+            "is not 0 (ReLU models). The profile also holds each layer's |h| threshold\n"
+            "that makes a share --sparsity of activations inactive on the first\n"
+            "--calib-tokens tokens (--selection threshold counts by it instead).\n\n"
             "  -m, --model FILE        GGUF model file\n"
             "  --corpus FILE...        calibration text files, one or more\n"
             "  --tokens N              use at most N tokens of the corpus (default: all)\n"
             "  -o, --output FILE       the profile to write (a GGUF file)\n"
             "  --sparsity S            SwiGLU/GeGLU target sparsity in [0, 1) (default 0.5)\n"
+            "  --selection top-k|threshold\n"
+            "                          what makes a SwiGLU/GeGLU neuron active (default top-k)\n"
             "  --calib-tokens N        tokens of the threshold pass (default 4096; 0: all)\n"
             "  --samples N             predictor-training samples per layer (default 4096)\n"
             "  -c, --ctx-size N        chunk length; each chunk starts from an empty cache\n"
@@ -91,7 +94,11 @@ static int show(const clv_profile *p, FILE *out) {
     }
     static const char *acts[] = {"silu", "gelu", "relu"};
     const char *act = p->act >= 0 && p->act <= 2 ? acts[p->act] : "?";
-    if (any_dense && p->sparsity > 0)
+    if (any_dense && p->sparsity > 0 && p->top_k)
+        fprintf(out, "activation %s: active = |act(gate.x) * up.x| among the token's largest %.0f%%; thresholds "
+                     "calibrated for %.0f%% sparsity on %lld tokens\n",
+                act, 100.0 * (1.0 - p->sparsity), 100.0 * p->sparsity, (long long)p->n_calib_tokens);
+    else if (any_dense && p->sparsity > 0)
         fprintf(out, "activation %s: active = |act(gate.x) * up.x| above the layer's threshold, calibrated for %.0f%% "
                      "sparsity on %lld tokens\n",
                 act, 100.0 * p->sparsity, (long long)p->n_calib_tokens);
@@ -272,6 +279,11 @@ int clv_cmd_profile(int argc, char **argv) {
             errno = 0;
             pp.sparsity = strtod(argv[++i], &end);
             if (errno || end == argv[i] || *end || !(pp.sparsity >= 0 && pp.sparsity < 1)) goto bad_value;
+        } else if (!strcmp(a, "--selection") && has_value) {
+            const char *v = argv[++i];
+            if (!strcmp(v, "top-k")) pp.top_k = true;
+            else if (!strcmp(v, "threshold")) pp.top_k = false;
+            else goto bad_value;
         } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
             quiet = true;
         } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
