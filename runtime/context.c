@@ -38,6 +38,7 @@ void clv_context_free(clv_context *ctx) {
         for (int64_t il = 0; sp->layers && il < ctx->model->hp.n_layer; il++) {
             clv_numa_free(sp->layers[il].down_t, (size_t)ctx->model->hp.n_ff[il] * sp->layers[il].down_t_row_bytes);
             free(sp->layers[il].down_t_scale);
+            free(sp->layers[il].down_t_row_scale);
         }
         void *sbufs[] = {sp->layers, sp->pred_hidden, sp->pred_logit, sp->cand, sp->cand_act, sp->active,
                          sp->active_h, sp->chunk_active, sp->xq, sp};
@@ -143,12 +144,24 @@ static void *sparse_alloc(clv_context *ctx, size_t count, size_t size, bool *fai
  * size, so each piece of a down row starts on a block. */
 #define DOWN_T_PIECE 256
 
+/* Row i of the I8 copy: col / max |col| * 127, rounded. */
+static void quantize_i8_row(const float *col, int64_t n, int8_t *dst, float *row_scale) {
+    float amax = 0;
+    for (int64_t e = 0; e < n; e++) amax = fabsf(col[e]) > amax ? fabsf(col[e]) : amax;
+    float s = amax > 0 && isfinite(amax) ? amax / 127.0f : 1.0f, inv = 1.0f / s;
+    for (int64_t e = 0; e < n; e++) {
+        float q = roundf(col[e] * inv);
+        dst[e] = (int8_t)(q > 127 ? 127 : q < -127 ? -127 : q);
+    }
+    *row_scale = s;
+}
+
 /* ffn_down {n_ff, n_embd} -> [n_ff][n_embd] rows of sl->down_t_type. tile
  * holds [n_embd][DOWN_T_PIECE] floats, col n_embd. */
 static clv_status build_down_t(const clv_weight *down, clv_sparse_layer *sl, float *tile, float *col) {
     int64_t n_ff = down->ne[0], n_embd = down->ne[1];
     float *scale = sl->down_t_scale;
-    /* Q8_0: each output channel's largest |weight| first (down row r is channel r). */
+    /* I8: each output channel's largest |weight| first (down row r is channel r). */
     for (int64_t i0 = 0; scale && i0 < n_ff; i0 += DOWN_T_PIECE) {
         int64_t n = n_ff - i0 < DOWN_T_PIECE ? n_ff - i0 : DOWN_T_PIECE;
         uint64_t off = 0;
@@ -175,12 +188,8 @@ static clv_status build_down_t(const clv_weight *down, clv_sparse_layer *sl, flo
         for (int64_t j = 0; j < n; j++) {
             uint8_t *dst = (uint8_t *)sl->down_t + (size_t)(i0 + j) * sl->down_t_row_bytes;
             for (int64_t r = 0; r < n_embd; r++) col[r] = tile[r * DOWN_T_PIECE + j] / (scale ? scale[r] : 1.0f);
-            if (sl->down_t_type == CLV_TYPE_F32) {
-                memcpy(dst, col, (size_t)n_embd * sizeof(float));
-            } else {
-                clv_status st = clv_quantize_row(sl->down_t_type, col, dst, n_embd);
-                CLV_ASSERT(st == CLV_OK);
-            }
+            if (sl->down_t_type == CLV_TYPE_F32) memcpy(dst, col, (size_t)n_embd * sizeof(float));
+            else quantize_i8_row(col, n_embd, (int8_t *)dst, &sl->down_t_row_scale[i0 + j]);
         }
     }
     return CLV_OK;
@@ -218,16 +227,17 @@ static clv_status create_sparse(clv_context *ctx) {
         max_ff = max64(max_ff, hp->n_ff[il]);
         /* Float sources stay exact; quantized ones keep 8 bits per weight. */
         bool float_src = down->type == CLV_TYPE_F32 || down->type == CLV_TYPE_F16 || down->type == CLV_TYPE_BF16;
-        sl->down_t_type = float_src || hp->n_embd % 32 ? CLV_TYPE_F32 : CLV_TYPE_Q8_0;
-        uint64_t row = 0;
-        CLV_ASSERT(clv_type_bytes(sl->down_t_type, hp->n_embd, &row));
-        sl->down_t_row_bytes = (size_t)row;
+        sl->down_t_type = float_src ? CLV_TYPE_F32 : CLV_TYPE_I8;
+        sl->down_t_row_bytes = (size_t)hp->n_embd * (float_src ? sizeof(float) : 1);
         /* Copied weights live on the NUMA nodes of the threads that read them. */
         size_t bytes = (size_t)hp->n_ff[il] * sl->down_t_row_bytes;
         sl->down_t = clv_numa_alloc(bytes, nodes, n_nodes);
         if (!sl->down_t) failed = true;
         ctx->sparse_bytes += bytes;
-        if (sl->down_t_type == CLV_TYPE_Q8_0) sl->down_t_scale = sparse_alloc(ctx, (size_t)hp->n_embd, sizeof(float), &failed);
+        if (sl->down_t_type == CLV_TYPE_I8) {
+            sl->down_t_scale = sparse_alloc(ctx, (size_t)hp->n_embd, sizeof(float), &failed);
+            sl->down_t_row_scale = sparse_alloc(ctx, (size_t)hp->n_ff[il], sizeof(float), &failed);
+        }
     }
     sp->pred_hidden = sparse_alloc(ctx, (size_t)(B * max_rank), sizeof(float), &failed);
     sp->pred_logit = sparse_alloc(ctx, (size_t)(B * max_ff), sizeof(float), &failed);

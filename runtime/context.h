@@ -71,15 +71,17 @@ typedef struct clv_sparse_layer {
     int64_t keep; /* most neurons a token keeps (n_ff: no cap) */
     const clv_neuron_predictor *predictor; /* NULL: none */
     /* ffn_down transposed: [n_ff] rows of n_embd, so that an active neuron
-     * is one contiguous row to accumulate. Q8_0 rows for quantized sources
-     * (when n_embd % 32 == 0), F32 otherwise. Q8_0 rows hold the weights
-     * divided by down_t_scale [n_embd], each output channel's largest
-     * |weight|: residual-stream outlier channels would otherwise set the
-     * scale of their whole 32-element block. */
+     * is one contiguous row to accumulate. F32 rows for float sources; for
+     * quantized ones I8 rows, weight = down_t_scale[e] * down_t_row_scale[i]
+     * * q[i][e]: dividing by each output channel's largest |weight| first
+     * keeps residual-stream outlier channels from setting the scale of a
+     * whole row, and one scale per row leaves the accumulation a bare
+     * multiply-add per weight. */
     void *down_t;
     int32_t down_t_type;
     size_t down_t_row_bytes;
-    float *down_t_scale;
+    float *down_t_scale;     /* [n_embd] (I8) */
+    float *down_t_row_scale; /* [n_ff] (I8) */
 } clv_sparse_layer;
 
 typedef struct clv_sparse_state {

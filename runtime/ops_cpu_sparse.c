@@ -186,7 +186,7 @@ typedef struct down_args {
     float *dst;
 } down_args;
 
-/* Output elements are handed out in units of one Q8_0 block. */
+/* Output elements are handed out in units of 32 (whole cache lines of y). */
 #define DOWN_UNIT 32
 
 static void down_range(void *arg, int64_t b, int64_t e) {
@@ -195,9 +195,10 @@ static void down_range(void *arg, int64_t b, int64_t e) {
     float *y = a->dst + e0;
     memset(y, 0, (size_t)(e1 - e0) * sizeof(float));
     const uint8_t *rows = a->sl->down_t;
-    if (a->sl->down_t_type == CLV_TYPE_Q8_0) {
-        clv_vec_axpy_q8_0_rows(y, e1 - e0, rows + (size_t)(e0 / 32) * 34, a->sl->down_t_row_bytes, a->ids, a->h,
-                               a->n_active);
+    if (a->sl->down_t_type == CLV_TYPE_I8) {
+        /* a->h already carries each row's scale */
+        clv_vec_axpy_i8_rows(y, e1 - e0, (const int8_t *)(const void *)rows + e0, a->sl->down_t_row_bytes, a->ids,
+                             a->h, a->n_active);
         clv_vec_mul(y, y, a->sl->down_t_scale + e0, e1 - e0);
     } else {
         for (int64_t k = 0; k < a->n_active; k++) {
@@ -254,6 +255,8 @@ static void ffn_decode(clv_context *ctx, int64_t il, float *dst, const float *x,
     ctx->weight_bytes_read += (uint64_t)n_cand * (gate->row_bytes + up->row_bytes) +
                               (uint64_t)n_active * sl->down_t_row_bytes;
 
+    if (sl->down_t_type == CLV_TYPE_I8)
+        for (int64_t k = 0; k < n_active; k++) sp->active_h[k] *= sl->down_t_row_scale[sp->active[k]];
     down_args da = {sl, sp->active, sp->active_h, n_active, n_embd, dst};
     int64_t n_units = (n_embd + DOWN_UNIT - 1) / DOWN_UNIT;
     /* One slice per thread: a row's slice then spans as few cache lines as it can. */

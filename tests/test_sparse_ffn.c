@@ -291,22 +291,17 @@ static bool in_top(const float *act, int64_t n_ff, int64_t i, int64_t keep) {
     return rank < keep;
 }
 
-/* out = sum over neurons with |act_i| > thr, among the keep largest |act|,
- * of act_i (up_i . x) down[:, i], in double from the scalar dequantizer: the
- * FFN for the mask and act the engine reports. Returns max |out - got| /
- * max |out|. */
-static double ffn_error(const clv_layer *l, const float *x, const float *act, float thr, int64_t keep,
-                        const float *got) {
+/* out = sum over neurons with |h_i| > thr, among the keep largest |h|, of
+ * h_i down[:, i], in double from the scalar dequantizer: the down product
+ * for the h = act(gate) * up and mask the engine reports. Returns
+ * max |out - got| / max |out|. */
+static double ffn_error(const clv_layer *l, const float *act, float thr, int64_t keep, const float *got) {
     int64_t n_embd = l->ffn_up->ne[0], n_ff = l->ffn_up->ne[1];
     float *row = malloc((size_t)(n_embd > n_ff ? n_embd : n_ff) * sizeof(float));
     double *h = calloc((size_t)n_ff, sizeof(double)), maxref = 0, maxdiff = 0;
     for (int64_t i = 0; i < n_ff; i++) {
         if (!(fabsf(act[i]) > thr) || (keep < n_ff && !in_top(act, n_ff, i, keep))) continue;
-        CHECK(clv_dequantize_row(l->ffn_up->type, (const uint8_t *)l->ffn_up->data + i * l->ffn_up->row_bytes, row,
-                                 n_embd) == CLV_OK);
-        double d = 0;
-        for (int64_t k = 0; k < n_embd; k++) d += (double)row[k] * x[k];
-        h[i] = act[i] * d;
+        h[i] = act[i];
     }
     for (int64_t j = 0; j < n_embd; j++) {
         CHECK(clv_dequantize_row(l->ffn_down->type, (const uint8_t *)l->ffn_down->data + j * l->ffn_down->row_bytes,
@@ -345,9 +340,13 @@ static int64_t predictor_mismatches(const clv_neuron_predictor *p, const float *
 
 /* Every layer's FFN, for its real input (the last prompt token's, from a
  * dense run), through the dense op, the sparse decode path (one token) and
- * the masked path (two tokens), each against float64 for the act and mask
- * it reports. The sparse paths may err at most twice as much as dense does
- * (8-bit activations, and 8-bit transposed down rows) plus 1e-6. */
+ * the masked path (two tokens), each against float64 for the h and mask
+ * it reports (so this measures the down product). The sparse paths may err
+ * at most twice as much as dense does (8-bit activations) plus 1e-6, and
+ * with quantized weights 0.02 more: the transposed down's int8 rows with
+ * one scale per row are 0.8-1.1% from the weights they copy (Frobenius, on
+ * SmolLM2's and Gemma 3's down matrices), and a sum over fewer neurons
+ * averages that less. */
 static void check_layers(clv_model *m, const char *name, const float *thr, const float *keep,
                          const clv_neuron_predictor *pred, const int32_t *tokens, int64_t n) {
     int64_t L = m->hp.n_layer, n_embd = m->hp.n_embd, max_ff = 0;
@@ -367,17 +366,19 @@ static void check_layers(clv_model *m, const char *name, const float *thr, const
             c.il = il;
             clv_op_ffn(dense, il, out, c.x[il], l->ffn_gate, l->ffn_up, l->ffn_down, 1, m->hp.ffn_act);
             int64_t F = m->hp.n_ff[il], k = keep ? (int64_t)ceil((double)keep[il] * (double)F - 1e-6) : F;
-            worst[0] = fmax(worst[0], ffn_error(l, c.x[il], c.act, -1.0f, F, out));
+            worst[0] = fmax(worst[0], ffn_error(l, c.act, -1.0f, F, out));
             clv_op_ffn(sparse, il, out, c.x[il], l->ffn_gate, l->ffn_up, l->ffn_down, 1, m->hp.ffn_act);
-            worst[1] = fmax(worst[1], ffn_error(l, c.x[il], c.act, thr[il], k, out));
+            worst[1] = fmax(worst[1], ffn_error(l, c.act, thr[il], k, out));
             if (pred) mismatches += predictor_mismatches(&pred[il], c.x[il], c.act, n_embd, m->hp.n_ff[il]);
             total += m->hp.n_ff[il];
             memcpy(xx, c.x[il], (size_t)n_embd * sizeof(float));
             memcpy(xx + n_embd, c.x[il], (size_t)n_embd * sizeof(float));
             clv_op_ffn(sparse, il, out, xx, l->ffn_gate, l->ffn_up, l->ffn_down, 2, m->hp.ffn_act);
-            worst[2] = fmax(worst[2], ffn_error(l, c.x[il], c.act, thr[il], k, out));
+            worst[2] = fmax(worst[2], ffn_error(l, c.act, thr[il], k, out));
         }
-        double bound = 2 * worst[0] + 1e-6;
+        bool quantized = false;
+        for (int64_t il = 0; il < L; il++) quantized = quantized || m->layers[il].ffn_down->type != CLV_TYPE_F32;
+        double bound = 2 * worst[0] + 1e-6 + (quantized ? 0.02 : 0.0);
         CHECK_MSG(worst[1] <= bound, "%s: sparse decode FFN error %.3g > %.3g", name, worst[1], bound);
         CHECK_MSG(worst[2] <= bound, "%s: masked FFN error %.3g > %.3g", name, worst[2], bound);
         CHECK_MSG(mismatches * 100 <= total, "%s: %lld of %lld predictor decisions differ from float64", name,

@@ -77,14 +77,11 @@ static void axpy_ref(float *y, float a, const float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
 }
 
-static void axpy_q8_0_rows_ref(float *y, int64_t n, const uint8_t *rows, size_t row_stride, const int32_t *ids,
-                               const float *a, int64_t n_rows) {
+static void axpy_i8_rows_ref(float *y, int64_t n, const int8_t *rows, size_t row_stride, const int32_t *ids,
+                             const float *a, int64_t n_rows) {
     for (int64_t k = 0; k < n_rows; k++) {
-        const clv_block_q8_0 *b = (const clv_block_q8_0 *)(const void *)(rows + (size_t)ids[k] * row_stride);
-        for (int64_t j = 0; j < n / CLV_QK; j++) {
-            const float s = a[k] * clv_fp16_to_fp32(b[j].d);
-            for (int i = 0; i < CLV_QK; i++) y[j * CLV_QK + i] += s * (float)b[j].qs[i];
-        }
+        const int8_t *r = rows + (size_t)ids[k] * row_stride;
+        for (int64_t i = 0; i < n; i++) y[i] += a[k] * (float)r[i];
     }
 }
 
@@ -117,7 +114,7 @@ static const clv_vec_kernels scalar = {
     .scale = scale_ref,
     .dot = dot_ref,
     .axpy = axpy_ref,
-    .axpy_q8_0_rows = axpy_q8_0_rows_ref,
+    .axpy_i8_rows = axpy_i8_rows_ref,
     .f16_to_f32 = f16_to_f32_ref,
     .f32_to_f16 = f32_to_f16_ref,
     .bf16_to_f32 = bf16_to_f32_ref,
@@ -144,7 +141,7 @@ static void merge(clv_vec_kernels *dst, const clv_vec_kernels *src) {
     TAKE(scale);
     TAKE(dot);
     TAKE(axpy);
-    TAKE(axpy_q8_0_rows);
+    TAKE(axpy_i8_rows);
     TAKE(f16_to_f32);
     TAKE(f32_to_f16);
     TAKE(bf16_to_f32);
@@ -176,10 +173,9 @@ void clv_vec_mul(float *y, const float *a, const float *b, int64_t n) { k()->mul
 void clv_vec_scale(float *y, const float *x, float s, int64_t n) { k()->scale(y, x, s, n); }
 float clv_vec_dot(const float *a, const float *b, int64_t n) { return k()->dot(a, b, n); }
 void clv_vec_axpy(float *y, float a, const float *x, int64_t n) { k()->axpy(y, a, x, n); }
-void clv_vec_axpy_q8_0_rows(float *y, int64_t n, const void *rows, size_t row_stride, const int32_t *ids,
-                            const float *a, int64_t n_rows) {
-    CLV_ASSERT(n % CLV_QK == 0);
-    k()->axpy_q8_0_rows(y, n, rows, row_stride, ids, a, n_rows);
+void clv_vec_axpy_i8_rows(float *y, int64_t n, const int8_t *rows, size_t row_stride, const int32_t *ids,
+                          const float *a, int64_t n_rows) {
+    k()->axpy_i8_rows(y, n, rows, row_stride, ids, a, n_rows);
 }
 void clv_vec_f16_to_f32(float *y, const uint16_t *x, int64_t n) { k()->f16_to_f32(y, x, n); }
 void clv_vec_f32_to_f16(uint16_t *y, const float *x, int64_t n) { k()->f32_to_f16(y, x, n); }

@@ -43,13 +43,14 @@ float clv_vec_dot(const float *a, const float *b, int64_t n);
 /* y += a * x */
 void clv_vec_axpy(float *y, float a, const float *x, int64_t n);
 
-/* y[0..n) += sum over k < n_rows of a[k] * dequant(row ids[k]), where row j
- * is Q8_0 data at rows + j * row_stride bytes and n is a multiple of 32: the
- * sparse FFN's down product, one row per active neuron. Rows are added in
- * order k = 0, 1, ...; the SIMD paths fuse each multiply-add, so they differ
- * from the scalar path by at most one rounding per row. */
-void clv_vec_axpy_q8_0_rows(float *y, int64_t n, const void *rows, size_t row_stride, const int32_t *ids,
-                            const float *a, int64_t n_rows);
+/* y[0..n) += sum over k < n_rows of a[k] * row ids[k], where row j is n
+ * int8 values at rows + j * row_stride: the sparse FFN's down product, one
+ * row per active neuron (each row's scale folded into a[k] by the caller).
+ * Rows are added in order k = 0, 1, ...; the SIMD paths fuse each
+ * multiply-add, so they differ from the scalar path by at most one rounding
+ * per row. */
+void clv_vec_axpy_i8_rows(float *y, int64_t n, const int8_t *rows, size_t row_stride, const int32_t *ids,
+                          const float *a, int64_t n_rows);
 
 /* Row conversions, exact as fp16.h (round to nearest even; NaN stays NaN). */
 void clv_vec_f16_to_f32(float *y, const uint16_t *x, int64_t n);

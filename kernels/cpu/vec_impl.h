@@ -20,7 +20,7 @@ typedef struct clv_vec_kernels {
     void (*scale)(float *y, const float *x, float s, int64_t n);
     float (*dot)(const float *a, const float *b, int64_t n);
     void (*axpy)(float *y, float a, const float *x, int64_t n);
-    void (*axpy_q8_0_rows)(float *y, int64_t n, const uint8_t *rows, size_t row_stride, const int32_t *ids,
+    void (*axpy_i8_rows)(float *y, int64_t n, const int8_t *rows, size_t row_stride, const int32_t *ids,
                            const float *a, int64_t n_rows);
     void (*f16_to_f32)(float *y, const uint16_t *x, int64_t n);
     void (*f32_to_f16)(uint16_t *y, const float *x, int64_t n);

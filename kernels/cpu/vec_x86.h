@@ -162,39 +162,40 @@ static void v_axpy(float *y, float a, const float *x, int64_t n) {
     for (; i < n; i++) y[i] += a * x[i];
 }
 
-/* Q8_0 rows: four at a time, so that each piece of y is loaded and stored
+/* int8 rows: four at a time, so that each piece of y is loaded and stored
  * once per four rows; within a piece the rows are added in order, as the
  * scalar reference does. */
-static void v_axpy_q8_0_rows(float *y, int64_t n, const uint8_t *rows, size_t row_stride, const int32_t *ids,
-                             const float *a, int64_t n_rows) {
-    const int64_t nb = n / CLV_QK;
+static void v_axpy_i8_rows(float *y, int64_t n, const int8_t *rows, size_t row_stride, const int32_t *ids,
+                           const float *a, int64_t n_rows) {
     int64_t k = 0;
     for (; k + 4 <= n_rows; k += 4) {
-        const clv_block_q8_0 *r0 = (const clv_block_q8_0 *)(const void *)(rows + (size_t)ids[k] * row_stride);
-        const clv_block_q8_0 *r1 = (const clv_block_q8_0 *)(const void *)(rows + (size_t)ids[k + 1] * row_stride);
-        const clv_block_q8_0 *r2 = (const clv_block_q8_0 *)(const void *)(rows + (size_t)ids[k + 2] * row_stride);
-        const clv_block_q8_0 *r3 = (const clv_block_q8_0 *)(const void *)(rows + (size_t)ids[k + 3] * row_stride);
-        for (int64_t j = 0; j < nb; j++) {
-            const V s0 = vset1(a[k] * _cvtsh_ss(r0[j].d)), s1 = vset1(a[k + 1] * _cvtsh_ss(r1[j].d));
-            const V s2 = vset1(a[k + 2] * _cvtsh_ss(r2[j].d)), s3 = vset1(a[k + 3] * _cvtsh_ss(r3[j].d));
-            float *yj = y + j * CLV_QK;
-            for (int i = 0; i < CLV_QK; i += VN) {
-                V acc = vload(yj + i);
-                acc = vfma(s0, vload_i8(r0[j].qs + i), acc);
-                acc = vfma(s1, vload_i8(r1[j].qs + i), acc);
-                acc = vfma(s2, vload_i8(r2[j].qs + i), acc);
-                acc = vfma(s3, vload_i8(r3[j].qs + i), acc);
-                vstore(yj + i, acc);
-            }
+        const int8_t *r0 = rows + (size_t)ids[k] * row_stride, *r1 = rows + (size_t)ids[k + 1] * row_stride;
+        const int8_t *r2 = rows + (size_t)ids[k + 2] * row_stride, *r3 = rows + (size_t)ids[k + 3] * row_stride;
+        const V s0 = vset1(a[k]), s1 = vset1(a[k + 1]), s2 = vset1(a[k + 2]), s3 = vset1(a[k + 3]);
+        int64_t i = 0;
+        for (; i + VN <= n; i += VN) {
+            V acc = vload(y + i);
+            acc = vfma(s0, vload_i8(r0 + i), acc);
+            acc = vfma(s1, vload_i8(r1 + i), acc);
+            acc = vfma(s2, vload_i8(r2 + i), acc);
+            acc = vfma(s3, vload_i8(r3 + i), acc);
+            vstore(y + i, acc);
+        }
+        for (; i < n; i++) {
+            float t = y[i];
+            t += a[k] * (float)r0[i];
+            t += a[k + 1] * (float)r1[i];
+            t += a[k + 2] * (float)r2[i];
+            t += a[k + 3] * (float)r3[i];
+            y[i] = t;
         }
     }
     for (; k < n_rows; k++) {
-        const clv_block_q8_0 *r0 = (const clv_block_q8_0 *)(const void *)(rows + (size_t)ids[k] * row_stride);
-        for (int64_t j = 0; j < nb; j++) {
-            const V s0 = vset1(a[k] * _cvtsh_ss(r0[j].d));
-            float *yj = y + j * CLV_QK;
-            for (int i = 0; i < CLV_QK; i += VN) vstore(yj + i, vfma(s0, vload_i8(r0[j].qs + i), vload(yj + i)));
-        }
+        const int8_t *r0 = rows + (size_t)ids[k] * row_stride;
+        const V s0 = vset1(a[k]);
+        int64_t i = 0;
+        for (; i + VN <= n; i += VN) vstore(y + i, vfma(s0, vload_i8(r0 + i), vload(y + i)));
+        for (; i < n; i++) y[i] += a[k] * (float)r0[i];
     }
 }
 
@@ -226,7 +227,7 @@ static void v_f32_to_bf16(uint16_t *y, const float *x, int64_t n) {
     {                                                                                                     \
         .built = true, .rmsnorm = v_rmsnorm, .softmax = v_softmax, .silu = v_silu_row, .gelu = v_gelu_row, \
         .swiglu = v_swiglu, .geglu = v_geglu, .add = v_add, .mul = v_mul, .scale = v_scale, .dot = v_dot,  \
-        .axpy = v_axpy, .axpy_q8_0_rows = v_axpy_q8_0_rows, .f16_to_f32 = v_f16_to_f32,                      \
+        .axpy = v_axpy, .axpy_i8_rows = v_axpy_i8_rows, .f16_to_f32 = v_f16_to_f32,                      \
         .f32_to_f16 = v_f32_to_f16, .bf16_to_f32 = v_bf16_to_f32, .f32_to_bf16 = v_f32_to_bf16,            \
     }
 
