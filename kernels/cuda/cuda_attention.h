@@ -1,0 +1,72 @@
+/* GPU attention for decode, callable from C: one query position, every head,
+ * over a layer's KV cache, split over the key range (flash-decoding).
+ *
+ * Semantics are runtime/ops_cpu_attention.c's for one token: for query head
+ * h (KV head h / (n_head / n_head_kv)), score_j = (q_h . k_j) * scale over
+ * the visible keys j, optionally soft-capped, softmax, out_h = sum_j p_j v_j.
+ * tests/test_cuda_attention.c checks it against a float64 reference and
+ * against clv_op_attention. */
+#ifndef CLV_CUDA_ATTENTION_H
+#define CLV_CUDA_ATTENTION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The dimensions of one layer's attention. */
+typedef struct clv_cuda_attention_shape {
+    int32_t kv_type;   /* the cache's element type: CLV_TYPE_F16 or CLV_TYPE_F32 */
+    int64_t n_head;    /* query heads; a multiple of n_head_kv (GQA) */
+    int64_t n_head_kv; /* KV heads */
+    int64_t head_dim;  /* of q, K and V: a multiple of 32, at most 256 */
+} clv_cuda_attention_shape;
+
+/* Device scratch that clv_cuda_attention_decode needs for up to n_kv_max
+ * visible keys (0 when it never splits the keys); allocate it once, e.g. for
+ * the context's length. */
+size_t clv_cuda_attention_scratch_bytes(const clv_cuda_attention_shape *shape, int64_t n_kv_max);
+
+/* The keys a query at position pos sees, as the CPU op has them: with a
+ * sliding window (window > 0) positions pos - window + 1 .. pos (from 0 at
+ * the start), else 0 .. pos. */
+static inline void clv_cuda_attention_range(int64_t pos, int64_t window, int64_t *kv_start, int64_t *n_kv) {
+    int64_t lo = window > 0 && pos - window + 1 > 0 ? pos - window + 1 : 0;
+    *kv_start = lo;
+    *n_kv = pos - lo + 1;
+}
+
+/* out[h][:] = attention of q[h][:] over cache rows kv_start .. kv_start +
+ * n_kv - 1, for every query head h.
+ *
+ * All pointers are device memory: q_dev [n_head][head_dim] floats,
+ * out_dev [n_head][head_dim] floats (not overlapping q), k_cache_dev and
+ * v_cache_dev the layer's caches in the CPU's layout, row p (position p)
+ * holding [n_head_kv][head_dim] elements of kv_type, rows packed, both
+ * 16-byte aligned. scale multiplies q.k; softcap > 0 then maps each score s to
+ * softcap * tanh(s / softcap) (attention logit soft-capping), 0 turns it off.
+ *
+ * scratch_dev (scratch_bytes, 4-byte aligned) holds the per-split partials;
+ * with less than clv_cuda_attention_scratch_bytes(shape, n_kv) the keys are
+ * split fewer ways (slower, same result up to rounding); NULL and 0 are
+ * allowed. Nothing is allocated. Runs asynchronously on `stream` (a
+ * cudaStream_t; NULL: the default stream); two calls sharing a scratch
+ * buffer must be ordered on one stream.
+ *
+ * CLV_ERR_UNSUPPORTED for another cache type or head size, CLV_ERR_ARG for
+ * inconsistent dimensions, an empty or negative key range, a negative
+ * softcap, NULL or misaligned pointers; CLV_ERR_DEVICE when a launch fails. */
+clv_status clv_cuda_attention_decode(const clv_cuda_attention_shape *shape, const float *q_dev,
+                                     const void *k_cache_dev, const void *v_cache_dev, int64_t kv_start, int64_t n_kv,
+                                     float scale, float softcap, float *out_dev, void *scratch_dev,
+                                     size_t scratch_bytes, void *stream);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
