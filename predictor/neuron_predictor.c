@@ -19,8 +19,9 @@ typedef struct matmul_job {
     const void *w;
     size_t row_bytes;
     int64_t n_in, n_rows;
-    const float *x;
-    int64_t x_stride, n_batch;
+    const void *xq;   /* activations in W's vec dot type */
+    size_t xq_stride; /* bytes */
+    int64_t n_batch;
     float *y;
     int64_t y_stride;
 } matmul_job;
@@ -31,15 +32,22 @@ static void matmul_worker(void *p, int ith, int nth) {
     clv_threadpool_split(j->n_rows, 16, ith, nth, &r0, &r1);
     if (r0 >= r1) return;
     /* clv_cpu_matmul writes y[b * stride + r - r0]: offset y by r0. */
-    clv_cpu_matmul(j->wtype, j->w, j->row_bytes, j->n_in, j->x, (size_t)j->x_stride * sizeof(float), j->n_batch,
-                   j->y + r0, (size_t)j->y_stride, r0, r1);
+    clv_cpu_matmul(j->wtype, j->w, j->row_bytes, j->n_in, j->xq, j->xq_stride, j->n_batch, j->y + r0,
+                   (size_t)j->y_stride, r0, r1);
+}
+
+void clv_pred_matmul_q(struct clv_threadpool *pool, int32_t wtype, const void *w, size_t row_bytes, int64_t n_in,
+                       int64_t n_rows, const void *xq, size_t xq_stride, int64_t n_batch, float *y, int64_t y_stride) {
+    matmul_job j = {wtype, w, row_bytes, n_in, n_rows, xq, xq_stride, n_batch, y, y_stride};
+    if (pool) clv_threadpool_run(pool, matmul_worker, &j);
+    else matmul_worker(&j, 0, 1);
 }
 
 void clv_pred_matmul(struct clv_threadpool *pool, int32_t wtype, const void *w, size_t row_bytes, int64_t n_in,
                      int64_t n_rows, const float *x, int64_t x_stride, int64_t n_batch, float *y, int64_t y_stride) {
-    matmul_job j = {wtype, w, row_bytes, n_in, n_rows, x, x_stride, n_batch, y, y_stride};
-    if (pool) clv_threadpool_run(pool, matmul_worker, &j);
-    else matmul_worker(&j, 0, 1);
+    CLV_ASSERT(clv_cpu_vec_dot_type(wtype) == CLV_TYPE_F32);
+    clv_pred_matmul_q(pool, wtype, w, row_bytes, n_in, n_rows, x, (size_t)x_stride * sizeof(float), n_batch, y,
+                      y_stride);
 }
 
 /* --- the set ------------------------------------------------------------------ */
@@ -111,7 +119,14 @@ clv_status clv_predictor_set_create(const clv_profile *p, clv_predictor_set **ou
     return CLV_OK;
 }
 
-clv_status clv_predictor_layer_alloc(clv_predictor_set *s, int64_t il, int64_t rank) {
+bool clv_predictor_weight_type_ok(int32_t type, int64_t n_embd, int64_t rank) {
+    if (type == CLV_TYPE_F16) return true;
+    if (type != CLV_TYPE_Q8_0) return false;
+    int64_t blk = clv_type_get(type)->block_elems;
+    return n_embd % blk == 0 && rank % blk == 0;
+}
+
+clv_status clv_predictor_layer_alloc(clv_predictor_set *s, int64_t il, int64_t rank, int32_t wtype) {
     CLV_ASSERT(s && il >= 0 && il < s->n_layer);
     clv_predictor_layer *L = &s->layers[il];
     if (rank <= 0 || rank > 65536 || L->n_ff <= 0) {
@@ -119,8 +134,17 @@ clv_status clv_predictor_layer_alloc(clv_predictor_set *s, int64_t il, int64_t r
                         (long long)il, (long long)rank, (long long)L->n_ff);
     }
     int64_t d = s->n_embd, f = L->n_ff;
-    /* w1, w2 (fp16), then b1, b2 (float, 4-byte aligned after rounding). */
-    size_t w1b = (size_t)(d * rank) * 2, w2b = (size_t)(rank * f) * 2;
+    if (!clv_predictor_weight_type_ok(wtype, d, rank)) {
+        return clv_fail(CLV_ERR_ARG,
+                        "layer %lld: predictor weights of type %s need F16, or Q8_0 with n_embd (%lld) and the "
+                        "rank (%lld) multiples of 32",
+                        (long long)il, clv_type_name(wtype), (long long)d, (long long)rank);
+    }
+    /* w1, w2 (F16 or Q8_0 rows), then b1, b2 (float, 64-byte aligned). */
+    uint64_t w1_row = 0, w2_row = 0;
+    clv_type_bytes(wtype, d, &w1_row);
+    clv_type_bytes(wtype, rank, &w2_row);
+    size_t w1b = (size_t)(w1_row * (uint64_t)rank), w2b = (size_t)(w2_row * (uint64_t)f);
     size_t off_b1 = (w1b + w2b + 63) & ~(size_t)63, total = off_b1 + (size_t)(rank + f) * sizeof(float);
     uint8_t *mem = calloc(1, total);
     if (!mem) return clv_fail(CLV_ERR_NOMEM, "layer %lld: out of memory for a rank-%lld predictor", (long long)il,
@@ -130,10 +154,10 @@ clv_status clv_predictor_layer_alloc(clv_predictor_set *s, int64_t il, int64_t r
     L->rank = rank;
     snprintf(L->w1_name, sizeof L->w1_name, "blk.%lld.pred_w1", (long long)il);
     snprintf(L->w2_name, sizeof L->w2_name, "blk.%lld.pred_w2", (long long)il);
-    L->w1 = (clv_weight){.name = L->w1_name, .type = CLV_TYPE_F16, .ne = {d, rank, 1, 1}, .row_bytes = (uint64_t)d * 2,
+    L->w1 = (clv_weight){.name = L->w1_name, .type = wtype, .ne = {d, rank, 1, 1}, .row_bytes = w1_row,
                          .bytes = w1b, .data = mem};
-    L->w2 = (clv_weight){.name = L->w2_name, .type = CLV_TYPE_F16, .ne = {rank, f, 1, 1},
-                         .row_bytes = (uint64_t)rank * 2, .bytes = w2b, .data = mem + w1b};
+    L->w2 = (clv_weight){.name = L->w2_name, .type = wtype, .ne = {rank, f, 1, 1}, .row_bytes = w2_row,
+                         .bytes = w2b, .data = mem + w1b};
     L->b1 = (float *)(void *)(mem + off_b1);
     L->b2 = L->b1 + rank;
     refresh_view(s, il);
@@ -160,21 +184,41 @@ uint64_t clv_predictor_layer_bytes(const clv_predictor_set *s, int64_t il) {
     return L->w1.bytes + L->w2.bytes + (uint64_t)(L->rank + L->n_ff) * sizeof(float);
 }
 
-void clv_predictor_forward(const clv_predictor_set *s, int64_t il, const float *x, int64_t n, float *h,
-                           float *logits, struct clv_threadpool *pool) {
+/* y = W x for n rows of x (n_in floats each, x_stride apart), with x
+ * quantized first as the engine's matvec wants it for W's type. */
+static clv_status pred_matmul(struct clv_threadpool *pool, const clv_weight *w, const float *x, int64_t x_stride,
+                              int64_t n, float *y, int64_t y_stride) {
+    int64_t n_in = w->ne[0];
+    if (clv_cpu_vec_dot_type(w->type) == CLV_TYPE_F32) {
+        clv_pred_matmul(pool, w->type, w->data, w->row_bytes, n_in, w->ne[1], x, x_stride, n, y, y_stride);
+        return CLV_OK;
+    }
+    size_t xq_row = clv_cpu_activation_bytes(w->type, n_in);
+    uint8_t *xq = malloc(xq_row * (size_t)n);
+    if (!xq) return clv_fail(CLV_ERR_NOMEM, "predictor: out of memory for %lld quantized inputs", (long long)n);
+    for (int64_t b = 0; b < n; b++) clv_cpu_quantize_activation(w->type, x + b * x_stride, xq + xq_row * (size_t)b, n_in);
+    clv_pred_matmul_q(pool, w->type, w->data, w->row_bytes, n_in, w->ne[1], xq, xq_row, n, y, y_stride);
+    free(xq);
+    return CLV_OK;
+}
+
+clv_status clv_predictor_forward(const clv_predictor_set *s, int64_t il, const float *x, int64_t n, float *h,
+                                 float *logits, struct clv_threadpool *pool) {
     const clv_predictor_layer *L = &s->layers[il];
     CLV_ASSERT(L->rank > 0);
     int64_t d = s->n_embd, r = L->rank, f = L->n_ff;
-    clv_pred_matmul(pool, CLV_TYPE_F16, L->w1.data, L->w1.row_bytes, d, r, x, d, n, h, r);
+    clv_status st = pred_matmul(pool, &L->w1, x, d, n, h, r);
+    if (st) return st;
     for (int64_t i = 0; i < n * r; i++) {
         float v = h[i] + L->b1[i % r];
         h[i] = v > 0 ? v : 0;
     }
-    clv_pred_matmul(pool, CLV_TYPE_F16, L->w2.data, L->w2.row_bytes, r, f, h, r, n, logits, f);
+    if ((st = pred_matmul(pool, &L->w2, h, r, n, logits, f))) return st;
     for (int64_t b = 0; b < n; b++) {
         float *z = logits + b * f;
         for (int64_t j = 0; j < f; j++) z[j] += L->b2[j];
     }
+    return CLV_OK;
 }
 
 clv_status clv_predictor_check_model(const clv_predictor_set *s, const clv_model *m) {
@@ -241,7 +285,7 @@ clv_status clv_predictor_eval(const clv_predictor_set *s, const clv_profile *p, 
         for (int64_t b0 = 0; b0 < pl->n_samples; b0 += EVAL_CHUNK) {
             int64_t n = pl->n_samples - b0 < EVAL_CHUNK ? pl->n_samples - b0 : EVAL_CHUNK;
             for (int64_t i = 0; i < n * d; i++) x[i] = clv_fp16_to_fp32(pl->sample_x[b0 * d + i]);
-            clv_predictor_forward(s, il, x, n, h, z, pool);
+            if ((st = clv_predictor_forward(s, il, x, n, h, z, pool))) goto done;
             for (int64_t b = 0; b < n; b++) {
                 const uint8_t *mask = pl->sample_mask + (b0 + b) * mask_bytes;
                 const float *zb = z + b * f;

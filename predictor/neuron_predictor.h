@@ -3,8 +3,9 @@
  *
  * Each layer's predictor is the network runtime/context.h describes
  * (clv_neuron_predictor): logit = w2 . relu(w1 . x + b1) + b2, w1 {n_embd,
- * rank} and w2 {rank, n_ff} in F16 (the engine multiplies them with its F16
- * matvec kernels), biases F32; neuron j is predicted active when logit_j >
+ * rank} and w2 {rank, n_ff} in Q8_0 (by default, where n_embd and the rank
+ * are multiples of 32) or F16, multiplied with the engine's own matvec
+ * kernels, biases F32; neuron j is predicted active when logit_j >
  * logit_threshold. cleave trains them itself from a profile's samples
  * (predictor_train.c), stores them in a GGUF side file (predictor_file.c,
  * docs/predictor.md) and measures recall and precision (this file).
@@ -74,6 +75,10 @@ typedef struct clv_predictor_train_params {
     float holdout;        /* share of samples (the last ones) held out (default 0.15) */
     uint64_t seed;        /* initialisation and shuffling (default 1) */
     int n_threads;        /* 0: one per physical core */
+    int32_t weight_type;  /* CLV_TYPE_Q8_0 or CLV_TYPE_F16 for w1 and w2; -1 (default):
+                             Q8_0 where the shapes allow it, else F16. Q8_0 halves
+                             what the engine reads per token; the logit threshold is
+                             tuned after rounding, so recall holds either way. */
 } clv_predictor_train_params;
 
 clv_predictor_train_params clv_predictor_train_default_params(void);
@@ -101,8 +106,13 @@ clv_status clv_predictor_train(const clv_profile *p, const clv_predictor_train_p
  * thresholds from the profile. */
 clv_status clv_predictor_set_create(const clv_profile *p, clv_predictor_set **out);
 
-/* Gives layer il a zero predictor of this rank (weights to be filled in). */
-clv_status clv_predictor_layer_alloc(clv_predictor_set *s, int64_t il, int64_t rank);
+/* Whether w1 and w2 of a predictor of this shape can be stored as `type`:
+ * F16 always, Q8_0 when n_embd and rank are whole blocks (32). */
+bool clv_predictor_weight_type_ok(int32_t type, int64_t n_embd, int64_t rank);
+
+/* Gives layer il a zero predictor of this rank with weights of wtype
+ * (F16 or Q8_0; to be filled in). */
+clv_status clv_predictor_layer_alloc(clv_predictor_set *s, int64_t il, int64_t rank, int32_t wtype);
 
 void clv_predictor_free(clv_predictor_set *s); /* accepts NULL */
 
@@ -113,10 +123,11 @@ const clv_ffn_sparsity *clv_predictor_sparsity(const clv_predictor_set *s);
 uint64_t clv_predictor_layer_bytes(const clv_predictor_set *s, int64_t il);
 
 /* Layer il's logits for n inputs x [n][n_embd] into logits [n][n_ff], with
- * the engine's F16 kernels, on pool's threads (NULL: the caller's only); h is
- * scratch [n][rank]. */
-void clv_predictor_forward(const clv_predictor_set *s, int64_t il, const float *x, int64_t n, float *h,
-                           float *logits, struct clv_threadpool *pool);
+ * the engine's kernels (x quantized as the engine does for the weights'
+ * type), on pool's threads (NULL: the caller's only); h is scratch
+ * [n][rank]. CLV_ERR_NOMEM when the quantized inputs find no memory. */
+clv_status clv_predictor_forward(const clv_predictor_set *s, int64_t il, const float *x, int64_t n, float *h,
+                                 float *logits, struct clv_threadpool *pool);
 
 /* Checks the set against a model: n_layer, n_embd and every layer's n_ff.
  * CLV_ERR_ARG with a message naming what differs. */

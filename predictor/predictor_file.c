@@ -86,11 +86,11 @@ clv_status clv_predictor_save(const clv_predictor_set *s, const char *path) {
         int64_t ne_w1[2] = {s->n_embd, L->rank}, ne_b1[1] = {L->rank};
         int64_t ne_w2[2] = {L->rank, L->n_ff}, ne_b2[1] = {L->n_ff};
         snprintf(name, sizeof name, "blk.%lld.pred_w1", (long long)il);
-        st = clv_gguf_writer_add_tensor(w, name, CLV_TYPE_F16, 2, ne_w1);
+        st = clv_gguf_writer_add_tensor(w, name, L->w1.type, 2, ne_w1);
         snprintf(name, sizeof name, "blk.%lld.pred_b1", (long long)il);
         if (!st) st = clv_gguf_writer_add_tensor(w, name, CLV_TYPE_F32, 1, ne_b1);
         snprintf(name, sizeof name, "blk.%lld.pred_w2", (long long)il);
-        if (!st) st = clv_gguf_writer_add_tensor(w, name, CLV_TYPE_F16, 2, ne_w2);
+        if (!st) st = clv_gguf_writer_add_tensor(w, name, L->w2.type, 2, ne_w2);
         snprintf(name, sizeof name, "blk.%lld.pred_b2", (long long)il);
         if (!st) st = clv_gguf_writer_add_tensor(w, name, CLV_TYPE_F32, 1, ne_b2);
     }
@@ -156,6 +156,22 @@ static clv_status read_tensor(const clv_gguf *g, const char *path, const char *n
 static bool fp16_finite(const uint16_t *h, uint64_t n) {
     for (uint64_t i = 0; i < n; i++) {
         if ((h[i] & 0x7c00u) == 0x7c00u) return false;
+    }
+    return true;
+}
+
+/* Every value of a predictor weight finite: F16 elements, or Q8_0's
+ * per-block F16 scales (the int8 values always are). */
+static bool weight_finite(const clv_weight *w) {
+    if (w->type == CLV_TYPE_F16) return fp16_finite(w->data, (uint64_t)(w->ne[0] * w->ne[1]));
+    CLV_ASSERT(w->type == CLV_TYPE_Q8_0);
+    const uint8_t *p = w->data;
+    const clv_type_info *ti = clv_type_get(w->type);
+    uint64_t n_blocks = w->bytes / (uint64_t)ti->block_bytes;
+    for (uint64_t b = 0; b < n_blocks; b++) {
+        uint16_t d;
+        memcpy(&d, p + b * (uint64_t)ti->block_bytes, sizeof d);
+        if (!fp16_finite(&d, 1)) return false;
     }
     return true;
 }
@@ -248,19 +264,31 @@ static clv_status load_from(const clv_gguf *g, const char *path, clv_predictor_s
         L->precision = f32[3][il], L->predicted_share = f32[4][il], L->active_share = f32[5][il];
         L->n_train = n_train[il], L->n_holdout = n_hold[il];
         if (rank[il] > 0) {
-            if ((st = clv_predictor_layer_alloc(s, il, rank[il]))) goto fail;
             char tn[CLV_GGUF_MAX_NAME + 1];
-            int64_t r = L->rank, f = L->n_ff;
             snprintf(tn, sizeof tn, "blk.%lld.pred_w1", (long long)il);
-            st = read_tensor(g, path, tn, CLV_TYPE_F16, n_embd, r, (void *)(uintptr_t)L->w1.data, L->w1.bytes);
+            /* the weights' type is w1's; w2 must match it (read_tensor checks) */
+            const clv_gguf_tensor *t1 = clv_gguf_find_tensor(g, tn);
+            if (!t1) {
+                st = clv_fail(CLV_ERR_FORMAT, "%s: tensor '%s' is missing", path, tn);
+                goto fail;
+            }
+            if (!clv_predictor_weight_type_ok(t1->type, n_embd, rank[il])) {
+                st = clv_fail(CLV_ERR_FORMAT, "%s: tensor '%s' is %s; predictor weights are F16, or Q8_0 for "
+                                              "shapes of whole blocks",
+                              path, tn, clv_type_name(t1->type));
+                goto fail;
+            }
+            if ((st = clv_predictor_layer_alloc(s, il, rank[il], t1->type))) goto fail;
+            int64_t r = L->rank, f = L->n_ff;
+            st = read_tensor(g, path, tn, L->w1.type, n_embd, r, (void *)(uintptr_t)L->w1.data, L->w1.bytes);
             snprintf(tn, sizeof tn, "blk.%lld.pred_b1", (long long)il);
             if (!st) st = read_tensor(g, path, tn, CLV_TYPE_F32, r, 0, L->b1, (uint64_t)r * sizeof(float));
             snprintf(tn, sizeof tn, "blk.%lld.pred_w2", (long long)il);
-            if (!st) st = read_tensor(g, path, tn, CLV_TYPE_F16, r, f, (void *)(uintptr_t)L->w2.data, L->w2.bytes);
+            if (!st) st = read_tensor(g, path, tn, L->w2.type, r, f, (void *)(uintptr_t)L->w2.data, L->w2.bytes);
             snprintf(tn, sizeof tn, "blk.%lld.pred_b2", (long long)il);
             if (!st) st = read_tensor(g, path, tn, CLV_TYPE_F32, f, 0, L->b2, (uint64_t)f * sizeof(float));
             if (st) goto fail;
-            if (!fp16_finite(L->w1.data, (uint64_t)(n_embd * r)) || !fp16_finite(L->w2.data, (uint64_t)(r * f)) ||
+            if (!weight_finite(&L->w1) || !weight_finite(&L->w2) ||
                 !f32_finite(L->b1, (uint64_t)r) || !f32_finite(L->b2, (uint64_t)f)) {
                 st = clv_fail(CLV_ERR_FORMAT, "%s: layer %lld: the predictor's weights hold non-finite values", path,
                               (long long)il);

@@ -21,6 +21,10 @@ void clv_pred_refresh_view(clv_predictor_set *s, int64_t il);
  * threads (pool NULL: the caller alone). */
 void clv_pred_matmul(struct clv_threadpool *pool, int32_t wtype, const void *w, size_t row_bytes, int64_t n_in,
                      int64_t n_rows, const float *x, int64_t x_stride, int64_t n_batch, float *y, int64_t y_stride);
+/* The same with activations already in W's vec dot type (clv_cpu_quantize_activation),
+ * xq_stride bytes apart; for weight types whose activations are quantized. */
+void clv_pred_matmul_q(struct clv_threadpool *pool, int32_t wtype, const void *w, size_t row_bytes, int64_t n_in,
+                       int64_t n_rows, const void *xq, size_t xq_stride, int64_t n_batch, float *y, int64_t y_stride);
 
 /* Active bit j of a sample mask (LSB first). */
 static inline int clv_pred_mask_bit(const uint8_t *mask, int64_t j) { return (mask[j >> 3] >> (j & 7)) & 1; }

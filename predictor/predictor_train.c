@@ -20,9 +20,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dequantize.h"
 #include "fp16.h"
 #include "neuron_predictor.h"
 #include "predictor_internal.h"
+#include "quantize.h"
 #include "threadpool.h"
 #include "types.h"
 
@@ -37,6 +39,7 @@ clv_predictor_train_params clv_predictor_train_default_params(void) {
         .holdout = 0.15f,
         .seed = 1,
         .n_threads = 0,
+        .weight_type = -1,
     };
 }
 
@@ -414,20 +417,24 @@ static clv_status train_layer(clv_predictor_set *s, int64_t il, const clv_profil
         if (progress) progress(user, il, s->n_layer, ep, prm->epochs, loss / ((double)loss_samples * (double)f));
     }
 
-    /* Export: fold the standardisation into w1 and b1, round to fp16. */
+    /* Export: fold the standardisation into w1 and b1 (t.W1 in place), round
+     * the rows to the layer's weight type. The bias folds in the rounded
+     * weights, so that w1 . mu cancels as the engine computes it. */
     {
-        clv_fp16 *w1 = (clv_fp16 *)(uintptr_t)L->w1.data, *w2 = (clv_fp16 *)(uintptr_t)L->w2.data;
-        for (int64_t k = 0; k < r; k++) {
+        uint8_t *w1 = (uint8_t *)(uintptr_t)L->w1.data, *w2 = (uint8_t *)(uintptr_t)L->w2.data;
+        for (int64_t k = 0; k < r && !st; k++) {
+            float *wk = t.W1 + k * d;
+            for (int64_t i = 0; i < d; i++) wk[i] /= sd[i];
+            st = clv_quantize_row(L->w1.type, wk, w1 + (size_t)k * L->w1.row_bytes, d);
+            if (!st) st = clv_dequantize_row(L->w1.type, w1 + (size_t)k * L->w1.row_bytes, wk, d);
             double bias = t.b1[k];
-            for (int64_t i = 0; i < d; i++) {
-                float w = t.W1[k * d + i] / sd[i];
-                w1[k * d + i] = clv_fp32_to_fp16(w);
-                bias -= (double)w * mu[i];
-            }
+            for (int64_t i = 0; i < d; i++) bias -= (double)wk[i] * mu[i];
             L->b1[k] = (float)bias;
         }
-        for (int64_t i = 0; i < f * r; i++) w2[i] = clv_fp32_to_fp16(t.W2[i]);
+        for (int64_t j = 0; j < f && !st; j++)
+            st = clv_quantize_row(L->w2.type, t.W2 + j * r, w2 + (size_t)j * L->w2.row_bytes, r);
         memcpy(L->b2, t.b2, (size_t)f * sizeof(float));
+        if (st) goto done;
     }
 
     /* Threshold on the held-out samples, through the engine's own forward. */
@@ -443,7 +450,7 @@ static clv_status train_layer(clv_predictor_set *s, int64_t il, const clv_profil
         st = clv_fail(CLV_ERR_NOMEM, "predictor training: out of memory (layer %lld)", (long long)il);
         goto done;
     }
-    clv_predictor_forward(s, il, Xall + n_train * d, n_hold, hbuf, zbuf, pool);
+    if ((st = clv_predictor_forward(s, il, Xall + n_train * d, n_hold, hbuf, zbuf, pool))) goto done;
     float zmax = -INFINITY;
     int64_t k = 0;
     for (int64_t b = 0; b < n_hold; b++) {
@@ -501,6 +508,9 @@ clv_status clv_predictor_train(const clv_profile *p, const clv_predictor_train_p
                                clv_predictor_progress_fn progress, void *user, clv_predictor_set **out) {
     *out = NULL;
     clv_predictor_train_params prm = params ? *params : clv_predictor_train_default_params();
+    if (prm.weight_type >= 0 && prm.weight_type != CLV_TYPE_F16 && prm.weight_type != CLV_TYPE_Q8_0) {
+        return clv_fail(CLV_ERR_ARG, "predictor weights can be F16 or Q8_0, not %s", clv_type_name(prm.weight_type));
+    }
     if (!(prm.target_recall > 0 && prm.target_recall <= 1)) {
         return clv_fail(CLV_ERR_ARG, "target recall %g is not in (0, 1]", (double)prm.target_recall);
     }
@@ -534,7 +544,9 @@ clv_status clv_predictor_train(const clv_profile *p, const clv_predictor_train_p
         if (!(pl->n_ff > 0 && pl->n_samples >= MIN_SAMPLES && pl->sample_x && pl->sample_mask)) continue;
         int64_t rank = prm.rank > 0 ? prm.rank : clv_predictor_auto_rank(p, il);
         if (rank <= 0) rank = 32 < p->n_embd ? 32 : p->n_embd;
-        st = clv_predictor_layer_alloc(s, il, rank);
+        int32_t wtype = prm.weight_type;
+        if (wtype < 0) wtype = clv_predictor_weight_type_ok(CLV_TYPE_Q8_0, p->n_embd, rank) ? CLV_TYPE_Q8_0 : CLV_TYPE_F16;
+        st = clv_predictor_layer_alloc(s, il, rank, wtype);
         if (!st) st = train_layer(s, il, pl, &prm, pool, progress, user);
         if (st) clv_error_prefix("layer %lld: ", (long long)il);
     }

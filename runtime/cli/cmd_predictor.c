@@ -15,6 +15,7 @@
 #include "model.h"
 #include "neuron_predictor.h"
 #include "profile.h"
+#include "types.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -35,6 +36,8 @@ static void usage(FILE *f) {
             "  -o, --output FILE       the predictor file to write (train)\n"
             "  --recall R              target recall in (0, 1] (default 0.95)\n"
             "  --rank auto|N           rank of every layer (default auto: from the profile)\n"
+            "  --weights auto|q8_0|f16 predictor weight type (default auto: Q8_0 where n_embd\n"
+            "                          and the rank are multiples of 32, else F16)\n"
             "  --epochs N              passes over the samples (default 12)\n"
             "  --lr X                  Adam step size (default 0.002)\n"
             "  --holdout X             share of samples held out for the threshold (0.15)\n"
@@ -200,6 +203,12 @@ int clv_cmd_predictor(int argc, char **argv) {
         } else if (!strcmp(a, "--rank") && has) {
             if (!strcmp(argv[++i], "auto")) tp.rank = 0;
             else if (parse_i64(argv[i], 1, 65536, &iv)) tp.rank = iv;
+            else goto bad_value;
+        } else if (!strcmp(a, "--weights") && has) {
+            const char *v = argv[++i];
+            if (!strcmp(v, "auto")) tp.weight_type = -1;
+            else if (!strcmp(v, "q8_0") || !strcmp(v, "Q8_0")) tp.weight_type = CLV_TYPE_Q8_0;
+            else if (!strcmp(v, "f16") || !strcmp(v, "F16")) tp.weight_type = CLV_TYPE_F16;
             else goto bad_value;
         } else if (!strcmp(a, "--epochs") && has) {
             if (!parse_i64(argv[++i], 1, 100000, &iv)) goto bad_value;
