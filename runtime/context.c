@@ -5,8 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h"
 #include "gemm.h"
 #include "dequantize.h"
+#include "gpu_state.h"
 #include "matvec.h"
 #include "numa_memory.h"
 #include "quantize.h"
@@ -19,6 +21,11 @@ clv_context_params clv_context_default_params(void) {
 
 void clv_context_free(clv_context *ctx) {
     if (!ctx) return;
+    if (ctx->gpu) {
+        /* The scratch pointers are device memory, freed with the state. */
+        clv_gpu_state_free(ctx->gpu);
+        memset(&ctx->s, 0, sizeof ctx->s);
+    }
     if (ctx->k_cache) {
         for (int64_t i = 0; i < ctx->model->hp.n_layer; i++) {
             free(ctx->k_cache[i]);
@@ -40,7 +47,7 @@ void clv_context_free(clv_context *ctx) {
             free(sp->layers[il].down_t_scale);
             free(sp->layers[il].down_t_row_scale);
         }
-        void *sbufs[] = {sp->layers, sp->pred_hidden, sp->pred_logit, sp->cand, sp->cand_act, sp->active,
+        void *sbufs[] = {sp->layers, sp->pred_hidden, sp->pred_logit, sp->pred_trusted, sp->cand, sp->cand_act, sp->active,
                          sp->active_h, sp->chunk_active, sp->xq, sp};
         for (size_t i = 0; i < sizeof sbufs / sizeof sbufs[0]; i++) free(sbufs[i]);
     }
@@ -241,6 +248,7 @@ static clv_status create_sparse(clv_context *ctx) {
     }
     sp->pred_hidden = sparse_alloc(ctx, (size_t)(B * max_rank), sizeof(float), &failed);
     sp->pred_logit = sparse_alloc(ctx, (size_t)(B * max_ff), sizeof(float), &failed);
+    sp->pred_trusted = sparse_alloc(ctx, (size_t)B, 1, &failed);
     sp->cand = sparse_alloc(ctx, (size_t)max_ff, sizeof(int32_t), &failed);
     sp->cand_act = sparse_alloc(ctx, (size_t)max_ff, sizeof(float), &failed);
     sp->active = sparse_alloc(ctx, (size_t)max_ff, sizeof(int32_t), &failed);
@@ -266,6 +274,29 @@ static clv_status create_sparse(clv_context *ctx) {
     free(tile);
     free(col);
     return st;
+}
+
+/* The rest of a GPU context: device memory and ops (ops_cuda.c), logits on
+ * the host. */
+static clv_status create_gpu(clv_context *ctx, clv_context **out) {
+    const clv_hparams *hp = &ctx->model->hp;
+    clv_status st = clv_gpu_context_init(ctx);
+    if (st) {
+        clv_context_free(ctx);
+        return st;
+    }
+    bool failed = false;
+    ctx->logits = scratch_alloc(ctx, (size_t)((ctx->params.logits_all ? ctx->params.n_batch : 1) * hp->n_vocab), 4,
+                                &failed);
+    if (ctx->params.count_experts && hp->n_expert) {
+        ctx->expert_counts = scratch_alloc(ctx, (size_t)(hp->n_layer * hp->n_expert), 8, &failed);
+    }
+    if (failed) {
+        clv_context_free(ctx);
+        return clv_fail(CLV_ERR_NOMEM, "no memory for the logits");
+    }
+    *out = ctx;
+    return CLV_OK;
 }
 
 clv_status clv_context_create(clv_model *m, const clv_context_params *params, clv_context **out) {
@@ -295,19 +326,25 @@ clv_status clv_context_create(clv_model *m, const clv_context_params *params, cl
         clv_status st = check_sparsity(m, p.sparsity);
         if (st) return st;
     }
+    if (p.gpu && (p.sparsity || p.observer)) {
+        return clv_fail(CLV_ERR_UNSUPPORTED, "the GPU backend has no %s yet; run without it or on the CPU",
+                        p.sparsity ? "sparse FFN path (--sparsity, --predictor)" : "FFN observer (profiling)");
+    }
     clv_context *ctx = calloc(1, sizeof *ctx);
     if (!ctx) return clv_fail(CLV_ERR_NOMEM, "no memory for a context");
     ctx->model = m;
     ctx->params = p;
+    ctx->backend = &clv_backend_cpu;
 
     clv_threadpool_params tp = clv_threadpool_default_params();
-    tp.n_threads = p.n_threads;
+    tp.n_threads = p.gpu ? 1 : p.n_threads; /* the GPU backend computes nothing on the CPU */
     tp.pin = true;
     clv_status st = clv_threadpool_create(&tp, &ctx->pool);
     if (st) {
         free(ctx);
         return st;
     }
+    if (p.gpu) return create_gpu(ctx, out);
 
     /* KV cache. */
     size_t elem = p.kv_type == CLV_TYPE_F32 ? 4 : 2;
@@ -421,16 +458,16 @@ clv_status clv_decode(clv_context *ctx, const clv_batch *batch) {
         return clv_fail(CLV_ERR_RANGE, "context full: %lld positions used, %lld more asked, %lld available",
                         (long long)ctx->n_past, (long long)n, (long long)ctx->params.n_ctx);
     }
+    if (batch->logits_all && n > ctx->params.n_batch) {
+        /* Only n_batch rows of logits fit: callers wanting all logits must
+         * keep batches within n_batch. */
+        return clv_fail(CLV_ERR_ARG, "a batch that wants every logit may hold at most %lld tokens",
+                        (long long)ctx->params.n_batch);
+    }
+    if (ctx->gpu) return clv_gpu_decode(ctx, batch);
     /* Large batches run in pieces of n_batch. */
     for (int64_t done = 0; done < n;) {
         int64_t take = n - done < ctx->params.n_batch ? n - done : ctx->params.n_batch;
-        bool last = done + take == n;
-        if (batch->logits_all && !last) {
-            /* Only one piece's logits fit: callers wanting all logits must
-             * keep batches within n_batch. */
-            return clv_fail(CLV_ERR_ARG, "a batch that wants every logit may hold at most %lld tokens",
-                            (long long)ctx->params.n_batch);
-        }
         for (int64_t i = 0; i < take; i++) ctx->s.pos[i] = (int32_t)(ctx->n_past + i);
         clv_batch piece = {.n_tokens = take, .tokens = batch->tokens + done, .logits_all = batch->logits_all};
         clv_status st = ctx->model->arch->forward(ctx, &piece);

@@ -42,6 +42,13 @@ typedef struct clv_neuron_predictor {
     const clv_weight *w2; /* {rank, n_ff} */
     const float *b2;      /* [n_ff], or NULL for zeros */
     float logit_threshold;
+    /* Out-of-distribution guard: an input with some |x_i - x_mean_i| *
+     * x_inv_sd_i above z_limit is unlike every training sample (the
+     * attention-sink first token of Gemma 3, with its massive activations,
+     * is one), so the predictor is not trusted and every neuron is a
+     * candidate. x_mean NULL or z_limit <= 0: no guard. */
+    const float *x_mean, *x_inv_sd; /* [n_embd] */
+    float z_limit;
 } clv_neuron_predictor;
 
 /* Activation sparsity for dense FFNs. Neuron i of layer il is kept when its
@@ -87,6 +94,7 @@ typedef struct clv_sparse_layer {
 typedef struct clv_sparse_state {
     clv_sparse_layer *layers; /* [n_layer] */
     float *pred_hidden;       /* predictor hidden layer [n_batch][max rank] */
+    uint8_t *pred_trusted;    /* [n_batch]: the guard passed the token's input */
     float *pred_logit;        /* predictor logits [n_batch][max n_ff] */
     /* Decode, each [max n_ff]: candidate neurons (predicted active, or all)
      * and their act; active neurons and act * up, written per chunk of
@@ -120,6 +128,15 @@ typedef struct clv_context_params {
     /* Borrowed, may be NULL: see the structs above. */
     const clv_ffn_observer *observer;
     const clv_ffn_sparsity *sparsity;
+    /* Run on the GPU (CUDA): every weight, the KV cache and the scratch in
+     * device memory (gpu_state.h), the ops on the CUDA kernels (ops_cuda.c),
+     * logits copied back for clv_context_logits. Batches run a token at a
+     * time. CLV_ERR_BUDGET when the model does not fit vram_budget (nothing
+     * is left allocated); CLV_ERR_UNSUPPORTED with an observer or a sparsity
+     * (no GPU path yet), and in a build without CUDA. */
+    bool gpu;
+    int gpu_device;       /* CUDA device index */
+    uint64_t vram_budget; /* device bytes the context may take; 0: the free memory minus a margin */
 } clv_context_params;
 
 clv_context_params clv_context_default_params(void);
@@ -159,17 +176,24 @@ typedef struct clv_scratch {
     int32_t *pos;          /* positions of the batch [n_batch] */
 } clv_scratch;
 
+struct clv_backend;
+struct clv_gpu_state;
+
 struct clv_context {
     clv_model *model;
     clv_context_params params;
+    const struct clv_backend *backend; /* what runs the ops (backend.h) */
     struct clv_threadpool *pool;
+    /* Device memory of a GPU context, else NULL. There the scratch pointers
+     * of s (and s.pos) are device memory, and k_cache / v_cache are NULL. */
+    struct clv_gpu_state *gpu;
     /* KV cache: per layer [n_ctx][n_head_kv * head_dim] of kv_type */
     void **k_cache, **v_cache;
     int64_t n_past; /* positions filled */
     clv_scratch s;
     float *logits;  /* [n_logits][n_vocab] */
     int64_t n_logits;
-    size_t kv_bytes, scratch_bytes;
+    size_t kv_bytes, scratch_bytes; /* host memory; a GPU context's device bytes are in gpu->need */
     /* Weight bytes the forward passes have read since the last reset: what
      * `cleave bench` divides by time for achieved bandwidth. */
     uint64_t weight_bytes_read;

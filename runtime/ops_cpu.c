@@ -3,6 +3,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "backend.h"
 #include "dequantize.h"
 #include "ops.h"
 #include "ops_cpu.h"
@@ -63,8 +64,8 @@ static void embed_rows(void *p, int64_t b, int64_t e) {
     }
 }
 
-void clv_op_embed(clv_context *ctx, float *dst, const clv_weight *emb, const int32_t *tokens, int64_t n_tokens,
-                  float scale) {
+void clv_cpu_op_embed(clv_context *ctx, float *dst, const clv_weight *emb, const int32_t *tokens, int64_t n_tokens,
+                      float scale) {
     ctx->weight_bytes_read += emb->row_bytes * (uint64_t)n_tokens;
     embed_args a = {dst, emb, tokens, scale};
     clv_cpu_parallel_for(ctx, n_tokens, 1, (double)emb->ne[0] * 4, embed_rows, &a);
@@ -85,8 +86,8 @@ static void norm_rows(void *p, int64_t b, int64_t e) {
     for (int64_t r = b; r < e; r++) clv_vec_rmsnorm(a->dst + r * a->n, a->src + r * a->n, a->w, a->n, a->eps);
 }
 
-void clv_op_rmsnorm(clv_context *ctx, float *dst, const float *src, const clv_weight *weight, int64_t n_rows,
-                    int64_t n, float eps) {
+void clv_cpu_op_rmsnorm(clv_context *ctx, float *dst, const float *src, const clv_weight *weight, int64_t n_rows,
+                        int64_t n, float eps) {
     CLV_ASSERT(!weight || (weight->type == CLV_TYPE_F32 && weight->ne[0] == n));
     norm_args a = {dst, src, weight ? weight->data : NULL, n, eps};
     clv_cpu_parallel_for(ctx, n_rows, 4, (double)n * 3, norm_rows, &a);
@@ -104,7 +105,7 @@ static void add_range(void *p, int64_t b, int64_t e) {
     clv_vec_add(a->dst + b, a->dst + b, a->src + b, e - b);
 }
 
-void clv_op_add(clv_context *ctx, float *dst, const float *src, int64_t n_tokens, int64_t n) {
+void clv_cpu_op_add(clv_context *ctx, float *dst, const float *src, int64_t n_tokens, int64_t n) {
     add_args a = {dst, src};
     clv_cpu_parallel_for(ctx, n_tokens * n, 4096, 1, add_range, &a);
 }
@@ -126,23 +127,23 @@ static void glu_range(void *p, int64_t b, int64_t e) {
     }
 }
 
-void clv_op_glu(clv_context *ctx, float *dst, const float *gate, const float *up, int64_t n_tokens, int64_t n,
-                clv_ffn_act act) {
+void clv_cpu_op_glu(clv_context *ctx, float *dst, const float *gate, const float *up, int64_t n_tokens, int64_t n,
+                    clv_ffn_act act) {
     glu_args a = {dst, gate, up, act};
     clv_cpu_parallel_for(ctx, n_tokens * n, 2048, 20, glu_range, &a);
 }
 
-void clv_op_ffn(clv_context *ctx, int64_t il, float *dst, const float *x, const clv_weight *gate,
-                const clv_weight *up, const clv_weight *down, int64_t n_tokens, clv_ffn_act act) {
+void clv_cpu_op_ffn(clv_context *ctx, int64_t il, float *dst, const float *x, const clv_weight *gate,
+                    const clv_weight *up, const clv_weight *down, int64_t n_tokens, clv_ffn_act act) {
     clv_scratch *s = &ctx->s;
     int64_t n_ff = up->ne[1], n_embd = gate->ne[0];
     const clv_ffn_observer *obs = ctx->params.observer;
     if (clv_cpu_ffn_sparse(ctx, il, dst, x, gate, up, down, n_tokens, act)) return;
-    clv_op_matmul(ctx, s->ffn_a, gate, NULL, x, n_tokens);
-    clv_op_matmul(ctx, s->ffn_b, up, NULL, x, n_tokens);
-    clv_op_glu(ctx, s->ffn_a, s->ffn_a, s->ffn_b, n_tokens, n_ff, act);
+    clv_cpu_op_matmul(ctx, s->ffn_a, gate, NULL, x, n_tokens);
+    clv_cpu_op_matmul(ctx, s->ffn_b, up, NULL, x, n_tokens);
+    clv_cpu_op_glu(ctx, s->ffn_a, s->ffn_a, s->ffn_b, n_tokens, n_ff, act);
     if (il >= 0 && obs && obs->dense) obs->dense(obs->user, il, x, s->ffn_a, n_tokens, n_embd, n_ff);
-    clv_op_matmul(ctx, dst, down, NULL, s->ffn_a, n_tokens);
+    clv_cpu_op_matmul(ctx, dst, down, NULL, s->ffn_a, n_tokens);
 }
 
 /* --- shared-expert gate ------------------------------------------------------------------ */
@@ -163,8 +164,8 @@ static void sgate_rows(void *p, int64_t b, int64_t e) {
     }
 }
 
-void clv_op_sigmoid_gate(clv_context *ctx, float *dst, const float *x, const clv_weight *gate, int64_t n_tokens,
-                         int64_t n_dst) {
+void clv_cpu_op_sigmoid_gate(clv_context *ctx, float *dst, const float *x, const clv_weight *gate, int64_t n_tokens,
+                             int64_t n_dst) {
     CLV_ASSERT(gate->type == CLV_TYPE_F32);
     sgate_args a = {dst, x, gate->data, gate->ne[0], n_dst};
     clv_cpu_parallel_for(ctx, n_tokens, 1, (double)(gate->ne[0] + n_dst) * 2, sgate_rows, &a);
@@ -172,12 +173,27 @@ void clv_op_sigmoid_gate(clv_context *ctx, float *dst, const float *x, const clv
 
 /* --- logits ------------------------------------------------------------------------------ */
 
-void clv_op_logits(clv_context *ctx, const float *x, int64_t n_tokens, bool all) {
+void clv_cpu_op_logits(clv_context *ctx, const float *x, int64_t n_tokens, bool all) {
     const clv_model *m = ctx->model;
     int64_t n_embd = m->hp.n_embd;
     const float *rows = all ? x : x + (n_tokens - 1) * n_embd;
     int64_t n = all ? n_tokens : 1;
-    clv_op_rmsnorm(ctx, ctx->s.xb, rows, m->output_norm, n, n_embd, m->hp.norm_eps);
-    clv_op_matmul(ctx, ctx->logits, m->output, NULL, ctx->s.xb, n);
+    clv_cpu_op_rmsnorm(ctx, ctx->s.xb, rows, m->output_norm, n, n_embd, m->hp.norm_eps);
+    clv_cpu_op_matmul(ctx, ctx->logits, m->output, NULL, ctx->s.xb, n);
     ctx->n_logits = n;
 }
+
+const clv_backend clv_backend_cpu = {
+    .name = "cpu",
+    .embed = clv_cpu_op_embed,
+    .rmsnorm = clv_cpu_op_rmsnorm,
+    .matmul = clv_cpu_op_matmul,
+    .rope = clv_cpu_op_rope,
+    .attention = clv_cpu_op_attention,
+    .add = clv_cpu_op_add,
+    .glu = clv_cpu_op_glu,
+    .ffn = clv_cpu_op_ffn,
+    .moe = clv_cpu_op_moe,
+    .sigmoid_gate = clv_cpu_op_sigmoid_gate,
+    .logits = clv_cpu_op_logits,
+};

@@ -1,10 +1,34 @@
-/* Internal to the CPU implementation of ops.h: running a loop on the
- * context's thread pool. */
+/* Internal to the CPU implementation of ops.h: the ops themselves (the
+ * CPU backend's table, clv_backend_cpu, is in ops_cpu.c) and running a loop
+ * on the context's thread pool. */
 #ifndef CLV_OPS_CPU_H
 #define CLV_OPS_CPU_H
 
 #include "context.h"
+#include "ops.h"
 #include "threadpool.h"
+
+/* The CPU versions of the ops of ops.h (same arguments and meaning). */
+void clv_cpu_op_embed(clv_context *ctx, float *dst, const clv_weight *emb, const int32_t *tokens, int64_t n_tokens,
+                      float scale);
+void clv_cpu_op_rmsnorm(clv_context *ctx, float *dst, const float *src, const clv_weight *weight, int64_t n_rows,
+                        int64_t n, float eps);
+void clv_cpu_op_matmul(clv_context *ctx, float *dst, const clv_weight *w, const clv_weight *bias, const float *src,
+                       int64_t n_tokens);
+void clv_cpu_op_rope(clv_context *ctx, float *x, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
+                     const int32_t *pos, const clv_rope_params *rp);
+void clv_cpu_op_attention(clv_context *ctx, int64_t il, float *out, const float *q, const float *k, const float *v,
+                          int64_t n_tokens, const int32_t *pos, float scale, int64_t window);
+void clv_cpu_op_add(clv_context *ctx, float *dst, const float *src, int64_t n_tokens, int64_t n);
+void clv_cpu_op_glu(clv_context *ctx, float *dst, const float *gate, const float *up, int64_t n_tokens, int64_t n,
+                    clv_ffn_act act);
+void clv_cpu_op_ffn(clv_context *ctx, int64_t il, float *dst, const float *x, const clv_weight *gate,
+                    const clv_weight *up, const clv_weight *down, int64_t n_tokens, clv_ffn_act act);
+void clv_cpu_op_moe(clv_context *ctx, float *dst, const float *x, const clv_layer *l, int64_t n_tokens,
+                    clv_ffn_act act, bool renormalize);
+void clv_cpu_op_sigmoid_gate(clv_context *ctx, float *dst, const float *x, const clv_weight *gate, int64_t n_tokens,
+                             int64_t n_dst);
+void clv_cpu_op_logits(clv_context *ctx, const float *x, int64_t n_tokens, bool all);
 
 /* Runs fn(arg, begin, end) over [0, n) in chunks of `chunk` on every thread
  * (dynamic: threads take the next chunk when done). Small loops (n * cost

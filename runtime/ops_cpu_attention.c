@@ -135,8 +135,8 @@ static void merge_items(void *p, int64_t b, int64_t e) {
     }
 }
 
-void clv_op_attention(clv_context *ctx, int64_t il, float *out, const float *q, const float *k, const float *v,
-                      int64_t n_tokens, const int32_t *pos, float scale, int64_t window) {
+void clv_cpu_op_attention(clv_context *ctx, int64_t il, float *out, const float *q, const float *k, const float *v,
+                          int64_t n_tokens, const int32_t *pos, float scale, int64_t window) {
     const clv_hparams *hp = &ctx->model->hp;
     int64_t n_head = hp->n_head, n_head_kv = hp->n_head_kv[il];
     int64_t hd_k = hp->n_embd_head_k, hd_v = hp->n_embd_head_v;

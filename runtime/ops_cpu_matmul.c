@@ -167,8 +167,8 @@ static bool matmul_dnnl(clv_context *ctx, float *dst, const clv_weight *w, const
     return !job.failed;
 }
 
-void clv_op_matmul(clv_context *ctx, float *dst, const clv_weight *w, const clv_weight *bias, const float *src,
-                   int64_t n_tokens) {
+void clv_cpu_op_matmul(clv_context *ctx, float *dst, const clv_weight *w, const clv_weight *bias, const float *src,
+                       int64_t n_tokens) {
     CLV_ASSERT(n_tokens <= ctx->params.n_batch * (ctx->model->hp.n_expert_used ? ctx->model->hp.n_expert_used : 1));
     int64_t n_in = w->ne[0];
     ctx->weight_bytes_read += w->bytes;

@@ -150,7 +150,7 @@ static void moe_quantized(clv_context *ctx, const float *x, const clv_layer *l, 
     st.xq_stride = xrow;
     st.dst = s->moe_b;
     run_expert_stage(ctx, &st);
-    clv_op_glu(ctx, s->moe_a, s->moe_a, s->moe_b, n_assign, n_ff, act);
+    clv_cpu_op_glu(ctx, s->moe_a, s->moe_a, s->moe_b, n_assign, n_ff, act);
 
     /* Down, in grouped order. */
     size_t hrow = clv_cpu_activation_bytes(l->ffn_down_exps->type, n_ff);
@@ -173,7 +173,7 @@ static void moe_reference(clv_context *ctx, const float *x, const clv_layer *l, 
     }
     const clv_weight *mats[3] = {l->ffn_gate_exps, l->ffn_up_exps, l->ffn_down_exps};
     for (int stage = 0; stage < 3; stage++) {
-        if (stage == 2) clv_op_glu(ctx, s->moe_a, s->moe_a, s->moe_b, n_assign, n_ff, act);
+        if (stage == 2) clv_cpu_op_glu(ctx, s->moe_a, s->moe_a, s->moe_b, n_assign, n_ff, act);
         const clv_weight *w = mats[stage];
         int64_t n_in = w->ne[0], n_out = w->ne[1];
         const float *in = stage == 2 ? s->moe_a : s->moe_c;
@@ -189,15 +189,15 @@ static void moe_reference(clv_context *ctx, const float *x, const clv_layer *l, 
     }
 }
 
-void clv_op_moe(clv_context *ctx, float *dst, const float *x, const clv_layer *l, int64_t n_tokens, clv_ffn_act act,
-                bool renormalize) {
+void clv_cpu_op_moe(clv_context *ctx, float *dst, const float *x, const clv_layer *l, int64_t n_tokens,
+                    clv_ffn_act act, bool renormalize) {
     const clv_hparams *hp = &ctx->model->hp;
     clv_scratch *s = &ctx->s;
     int64_t n_expert = hp->n_expert, k = hp->n_expert_used, n_embd = hp->n_embd;
     int64_t n_assign = n_tokens * k;
 
     /* Route. */
-    clv_op_matmul(ctx, s->router, l->ffn_gate_inp, NULL, x, n_tokens);
+    clv_cpu_op_matmul(ctx, s->router, l->ffn_gate_inp, NULL, x, n_tokens);
     route_args ra = {s->router, n_expert, k, s->expert_ids, s->expert_w, renormalize};
     clv_cpu_parallel_for(ctx, n_tokens, 1, (double)(n_expert * k), route_tokens, &ra);
 

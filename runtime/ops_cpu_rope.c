@@ -36,8 +36,8 @@ static void rope_tokens(void *p, int64_t b, int64_t e) {
     }
 }
 
-void clv_op_rope(clv_context *ctx, float *x, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
-                 const int32_t *pos, const clv_rope_params *rp) {
+void clv_cpu_op_rope(clv_context *ctx, float *x, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
+                     const int32_t *pos, const clv_rope_params *rp) {
     if (rp->type == CLV_ROPE_NONE || rp->n_rot == 0) return;
     const float *factors = NULL;
     if (rp->freq_factors) {

@@ -113,6 +113,22 @@ int main(void) {
         CHECK_STATUS(clv_decode(ctx, &b), CLV_ERR_ARG); /* context made without logits_all */
     }
     clv_context_free(ctx);
+    ctx = NULL;
+
+    /* A GPU context is refused with the reason and nothing made: over a
+     * one-byte budget on a GPU machine, "no CUDA device" without one, "built
+     * without CUDA" in a CPU-only build. */
+    cp.gpu = true;
+    cp.vram_budget = 1;
+    if (m) {
+        clv_status st = clv_context_create(m, &cp, &ctx);
+        CHECK(ctx == NULL);
+        const char *msg = clv_last_error();
+        CHECK_MSG((st == CLV_ERR_BUDGET && strstr(msg, "--vram is")) ||
+                      (st == CLV_ERR_UNSUPPORTED && (strstr(msg, "built without CUDA") || strstr(msg, "CUDA device"))),
+                  "GPU context: %s: %s", clv_status_str(st), msg);
+        printf("GPU context over a 1-byte budget: %s\n", msg);
+    }
     clv_model_free(m);
     clv_context_free(NULL);
     clv_model_free(NULL);

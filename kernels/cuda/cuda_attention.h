@@ -9,6 +9,7 @@
 #ifndef CLV_CUDA_ATTENTION_H
 #define CLV_CUDA_ATTENTION_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -64,6 +65,21 @@ clv_status clv_cuda_attention_decode(const clv_cuda_attention_shape *shape, cons
                                      const void *k_cache_dev, const void *v_cache_dev, int64_t kv_start, int64_t n_kv,
                                      float scale, float softcap, float *out_dev, void *scratch_dev,
                                      size_t scratch_bytes, void *stream);
+
+/* The same for any head size up to 256 (attention_generic.cu): one warp per
+ * query head, keys in order, no scratch. Slow; for the head sizes
+ * clv_cuda_attention_decode answers CLV_ERR_UNSUPPORTED for (small test
+ * models, odd sizes). Same arguments and errors, less the alignment and the
+ * scratch; CLV_ERR_UNSUPPORTED for a head size above 256. */
+clv_status clv_cuda_attention_decode_generic(const clv_cuda_attention_shape *shape, const float *q_dev,
+                                             const void *k_cache_dev, const void *v_cache_dev, int64_t kv_start,
+                                             int64_t n_kv, float scale, float softcap, float *out_dev, void *stream);
+
+/* True when clv_cuda_attention_decode takes this head size (a multiple of 32
+ * up to 256); the generic kernel takes the others up to 256. */
+static inline bool clv_cuda_attention_fast_head_dim(int64_t head_dim) {
+    return head_dim >= 32 && head_dim <= 256 && head_dim % 32 == 0;
+}
 
 #ifdef __cplusplus
 }

@@ -113,6 +113,24 @@ clv_status clv_cuda_get_rows(int32_t type, const void *w, size_t row_bytes, int6
  * row with nothing else gives -1. Any input values are accepted. */
 clv_status clv_cuda_argmax(int32_t *out, const float *src, int64_t n_rows, int64_t n, void *stream);
 
+/* KV cache store (clv_op_attention's first half): row t of src [n_tokens]
+ * [width] goes to row pos[t] (pos in device memory) of cache, rows of width
+ * elements of `type` (CLV_TYPE_F16, rounded to nearest even as the CPU
+ * does, or CLV_TYPE_F32). CLV_ERR_UNSUPPORTED for another type. */
+clv_status clv_cuda_kv_store(void *cache, int32_t type, int64_t width, const int32_t *pos, const float *src,
+                             int64_t n_tokens, void *stream);
+
+/* The MoE combine: dst[i] = sum_j w[j] * src[j][i] for j < k, i < n, w [k]
+ * in device memory, summed from zero in slot order (the CPU's bits). dst
+ * must not overlap src. */
+clv_status clv_cuda_weighted_sum(float *dst, const float *src, const float *w, int64_t k, int64_t n, void *stream);
+
+/* The shared expert's gate (clv_op_sigmoid_gate): for each of n_rows rows,
+ * dst[r][0..n_dst) *= sigmoid(gate . x[r]), x [n_rows][n], gate [n], the
+ * dot product and sigmoid in double. */
+clv_status clv_cuda_sigmoid_gate(float *dst, const float *x, const float *gate, int64_t n_rows, int64_t n,
+                                 int64_t n_dst, void *stream);
+
 #ifdef __cplusplus
 }
 #endif

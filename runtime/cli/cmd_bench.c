@@ -9,6 +9,7 @@
 
 #include "commands.h"
 #include "generate.h"
+#include "gpu_state.h"
 #include "json.h"
 #include "options.h"
 #include "sparsity_setup.h"
@@ -34,7 +35,12 @@ static void usage(FILE *f) {
                "  --kv-type f16|f32       KV cache precision (default f16)\n"
                "  --ram SIZE              RAM budget for weights + KV cache + scratch (e.g. 24G);\n"
                "                          a model that does not fit is refused\n"
-               "  --vram SIZE             GPU budget (the CPU backend uses none)\n"
+               "  --gpu all|none          run every layer on the GPU (CUDA) or none (default)\n"
+               "  -ngl, --n-gpu-layers N|all  llama.cpp's spelling: all (or N >= the model's\n"
+               "                          layers) is --gpu all, 0 is none\n"
+               "  --gpu-device N          CUDA device index (default 0)\n"
+               "  --vram SIZE             GPU memory budget (default: free memory minus a margin);\n"
+               "                          a model that does not fit is refused\n"
                "  --plan FILE             placement plan (not available yet: no placement solver)\n"
                "  --sparsity S, --profile FILE, --predictor FILE\n"
                "                          sparse FFNs, as for `cleave run`\n"
@@ -114,23 +120,6 @@ static clv_status bench_test(clv_context *ctx, const int32_t *tokens, int64_t n,
     return CLV_OK;
 }
 
-/* "24G", "512M", "1.5T", plain bytes; -1 when malformed. */
-static double parse_size(const char *s) {
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || v < 0) return -1;
-    switch (*end) {
-    case 'k': case 'K': v *= 1024.0; end++; break;
-    case 'm': case 'M': v *= 1024.0 * 1024; end++; break;
-    case 'g': case 'G': v *= 1024.0 * 1024 * 1024; end++; break;
-    case 't': case 'T': v *= 1024.0 * 1024 * 1024 * 1024; end++; break;
-    default: break;
-    }
-    if (*end == 'i' || *end == 'B') end++;
-    if (*end == 'B') end++;
-    return *end ? -1 : v;
-}
-
 static void human_size(double bytes, char *buf, size_t cap) {
     if (bytes >= (1ull << 30)) snprintf(buf, cap, "%.2f GiB", bytes / (1ull << 30));
     else snprintf(buf, cap, "%.2f MiB", bytes / (1 << 20));
@@ -143,6 +132,10 @@ int clv_cmd_bench(int argc, char **argv) {
     int64_t n_batch = 512;
     int32_t kv_type = CLV_TYPE_F16;
     double ram_budget = 0; /* 0: none */
+    double peak_vram = 0;     /* device bytes a GPU context held */
+    uint64_t vram_budget = 0; /* 0: the device's free memory minus a margin */
+    int64_t gpu_layers = 0;   /* layers on the GPU: 0 or all (INT64_MAX) */
+    int gpu_device = 0;
     out_format fmt = OUT_MD;
     double sparsity = -1;
     const char *profile_path = NULL, *predictor_path = NULL;
@@ -175,12 +168,28 @@ int clv_cmd_bench(int argc, char **argv) {
             }
         }
         else if (!strcmp(a, "--ram") || !strcmp(a, "--vram")) {
-            double size = parse_size(v);
-            if (size < 0) {
+            double size = clv_parse_size(v);
+            if (size < 0 || (!strcmp(a, "--vram") && size < 1)) {
                 fprintf(stderr, "cleave bench: bad size '%s' for %s (e.g. 24G, 512M)\n", v, a);
                 return 2;
             }
             if (!strcmp(a, "--ram")) ram_budget = size;
+            else vram_budget = (uint64_t)size;
+        } else if (!strcmp(a, "--gpu") || !strcmp(a, "-ngl") || !strcmp(a, "--n-gpu-layers")) {
+            if (!strcmp(v, "all")) gpu_layers = INT64_MAX;
+            else if (!strcmp(v, "none")) gpu_layers = 0;
+            else {
+                char *end;
+                long long nl = strtoll(v, &end, 10);
+                if (*end || end == v || nl < 0 || !strcmp(a, "--gpu")) {
+                    fprintf(stderr, "cleave bench: bad value '%s' for %s (all, %s)\n", v, a,
+                            strcmp(a, "--gpu") ? "or a number of layers" : "or none");
+                    return 2;
+                }
+                gpu_layers = nl;
+            }
+        } else if (!strcmp(a, "--gpu-device")) {
+            gpu_device = atoi(v);
         } else if (!strcmp(a, "--plan")) {
             fprintf(stderr, "cleave bench: --plan: placement plans are not available yet (no placement solver); "
                             "the CPU backend runs every weight from RAM\n");
@@ -212,6 +221,16 @@ int clv_cmd_bench(int argc, char **argv) {
         fprintf(stderr, "cleave bench: %s\n", clv_last_error());
         return 1;
     }
+    /* Whole-model offload only: a partial split is the placement solver's job. */
+    bool gpu = gpu_layers > 0;
+    if (gpu && gpu_layers < model->hp.n_layer) {
+        fprintf(stderr,
+                "cleave bench: -ngl %lld: the GPU runs all %lld layers of this model or none; a partial split "
+                "is not available yet (use -ngl all or --gpu all)\n",
+                (long long)gpu_layers, (long long)model->hp.n_layer);
+        clv_model_free(model);
+        return 2;
+    }
     clv_sparsity_setup *sparse = NULL;
     if (sparsity >= 0 || profile_path || predictor_path) {
         if ((st = clv_sparsity_setup_load(model, sparsity, profile_path, predictor_path, &sparse))) {
@@ -240,10 +259,14 @@ int clv_cmd_bench(int argc, char **argv) {
         cp.n_threads = (int)threads[ti];
         cp.kv_type = kv_type;
         cp.sparsity = sparse ? clv_sparsity_setup_get(sparse) : NULL;
+        cp.gpu = gpu;
+        cp.gpu_device = gpu_device;
+        cp.vram_budget = vram_budget;
         clv_context *ctx = NULL;
         if ((st = clv_context_create(model, &cp, &ctx))) break;
+        if (ctx->gpu) peak_vram = (double)ctx->gpu->need.total;
         double need = (double)model->weight_bytes + (double)ctx->kv_bytes + (double)ctx->scratch_bytes;
-        if (ram_budget > 0 && need > ram_budget) {
+        if (!gpu && ram_budget > 0 && need > ram_budget) {
             char n[32], w[32], kv[32], sc[32], b[32];
             human_size(need, n, sizeof n);
             human_size((double)model->weight_bytes, w, sizeof w);
@@ -287,27 +310,38 @@ int clv_cmd_bench(int argc, char **argv) {
     char size[32];
     human_size((double)model->weight_bytes, size, sizeof size);
     double rss = peak_rss_bytes();
+    /* where the weight bytes of a token come from */
+    const char *backend = gpu ? "CUDA" : "CPU", *tier = gpu ? "VRAM" : "RAM";
+    char vram[32];
+    human_size(peak_vram, vram, sizeof vram);
     if (fmt == OUT_MD) {
-        printf("| model | size | params | backend | threads | test | t/s | RAM B/token | RAM GB/s | peak RSS |\n");
+        printf("| model | size | params | backend | threads | test | t/s | %s B/token | %s GB/s | peak RSS |\n", tier,
+               tier);
         printf("| --- | ---: | ---: | --- | ---: | --- | ---: | ---: | ---: | ---: |\n");
         for (int i = 0; i < n_results; i++) {
             const result *r = &results[i];
             char bpt[32], peak[32];
             human_size(r->bytes_per_token, bpt, sizeof bpt);
             human_size(rss, peak, sizeof peak);
-            printf("| %s | %s | %.2f B | CPU | %d | %s%lld | %.2f ± %.2f | %s | %.1f | %s |\n", name, size,
-                   (double)n_params / 1e9, r->n_threads, r->test_kind, (long long)r->n_tokens, r->mean, r->std, bpt,
+            printf("| %s | %s | %.2f B | %s | %d | %s%lld | %.2f ± %.2f | %s | %.1f | %s |\n", name, size,
+                   (double)n_params / 1e9, backend, r->n_threads, r->test_kind, (long long)r->n_tokens, r->mean, r->std, bpt,
                    r->gbps, peak);
         }
-        printf("\nVRAM and SSD tiers: none (CPU backend); every weight byte comes from RAM.\n");
+        if (gpu)
+            printf("\nCUDA backend, every layer on the GPU: every weight byte comes from VRAM (%s of device memory "
+                   "held, weights + KV cache + scratch); SSD tier: none.\n",
+                   vram);
+        else printf("\nVRAM and SSD tiers: none (CPU backend); every weight byte comes from RAM.\n");
     } else if (fmt == OUT_CSV) {
         printf("model,size_bytes,params,backend,threads,test,tokens_per_second,std,ram_bytes_per_token,ram_gbps,"
                "vram_bytes_per_token,ssd_bytes_per_token,peak_rss_bytes,peak_vram_bytes\n");
         for (int i = 0; i < n_results; i++) {
             const result *r = &results[i];
-            printf("%s,%llu,%llu,CPU,%d,%s%lld,%.4f,%.4f,%.0f,%.3f,0,0,%.0f,0\n", name,
-                   (unsigned long long)model->weight_bytes, (unsigned long long)n_params, r->n_threads, r->test_kind,
-                   (long long)r->n_tokens, r->mean, r->std, r->bytes_per_token, r->gbps, rss);
+            /* ram and vram bytes per token: the tier the backend reads from gets them */
+            printf("%s,%llu,%llu,%s,%d,%s%lld,%.4f,%.4f,%.0f,%.3f,%.0f,0,%.0f,%.0f\n", name,
+                   (unsigned long long)model->weight_bytes, (unsigned long long)n_params, backend, r->n_threads,
+                   r->test_kind, (long long)r->n_tokens, r->mean, r->std, gpu ? 0.0 : r->bytes_per_token,
+                   gpu ? 0.0 : r->gbps, gpu ? r->bytes_per_token : 0.0, rss, peak_vram);
         }
     } else {
         clv_json *jname = clv_json_new_cstring(name);
@@ -318,13 +352,15 @@ int clv_cmd_bench(int argc, char **argv) {
                (unsigned long long)n_params);
         for (int i = 0; i < n_results; i++) {
             const result *r = &results[i];
-            printf("%s{\"backend\":\"CPU\",\"threads\":%d,\"test\":\"%s%lld\",\"n_tokens\":%lld,\"repetitions\":%d,"
+            double vb = gpu ? r->bytes_per_token : 0, vg = gpu ? r->gbps : 0;
+            double rb = gpu ? 0 : r->bytes_per_token, rg = gpu ? 0 : r->gbps;
+            printf("%s{\"backend\":\"%s\",\"threads\":%d,\"test\":\"%s%lld\",\"n_tokens\":%lld,\"repetitions\":%d,"
                    "\"tokens_per_second\":%.4f,\"std\":%.4f,"
-                   "\"tiers\":{\"vram\":{\"bytes_per_token\":0,\"gbps\":0},"
+                   "\"tiers\":{\"vram\":{\"bytes_per_token\":%.0f,\"gbps\":%.3f},"
                    "\"ram\":{\"bytes_per_token\":%.0f,\"gbps\":%.3f},\"ssd\":{\"bytes_per_token\":0,\"gbps\":0}},"
-                   "\"peak_rss_bytes\":%.0f,\"peak_vram_bytes\":0}",
-                   i ? "," : "", r->n_threads, r->test_kind, (long long)r->n_tokens, (long long)r->n_tokens, r->reps,
-                   r->mean, r->std, r->bytes_per_token, r->gbps, rss);
+                   "\"peak_rss_bytes\":%.0f,\"peak_vram_bytes\":%.0f}",
+                   i ? "," : "", backend, r->n_threads, r->test_kind, (long long)r->n_tokens, (long long)r->n_tokens,
+                   r->reps, r->mean, r->std, vb, vg, rb, rg, rss, peak_vram);
         }
         printf("]}\n");
     }

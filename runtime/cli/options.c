@@ -44,6 +44,13 @@ void clv_options_usage(FILE *f) {
                "  -v, --verbose           say what is loaded\n"
                "  --f32-activations       reference mode: float activations, weights decoded by\n"
                "                          the scalar dequantizer (slow; for checking results)\n"
+               "GPU (CUDA builds):\n"
+               "  --gpu all|none          run every layer on the GPU, or none (default)\n"
+               "  -ngl, --n-gpu-layers N|all  the same in llama.cpp's spelling (all, or N >= the\n"
+               "                          model's layers; a partial split is not available yet)\n"
+               "  --gpu-device N          CUDA device index (default 0)\n"
+               "  --vram SIZE             GPU memory budget, e.g. 8G (default: free memory minus\n"
+               "                          a margin); a model that does not fit is refused\n"
                "sparse FFNs (docs/profiler.md, docs/predictor.md):\n"
                "  --sparsity S            skip the share S of each token's FFN neurons with the\n"
                "                          smallest |act(gate) * up|\n"
@@ -65,6 +72,22 @@ void clv_options_usage(FILE *f) {
                "  -s, --seed N            random seed (default: random)\n"
                "  --stop TEXT             stop when TEXT appears; repeatable\n"
                "  --ignore-eos            keep generating past end-of-generation tokens\n");
+}
+
+double clv_parse_size(const char *s) {
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || !(v >= 0) || isinf(v)) return -1;
+    switch (*end) {
+    case 'k': case 'K': v *= 1024.0; end++; break;
+    case 'm': case 'M': v *= 1024.0 * 1024; end++; break;
+    case 'g': case 'G': v *= 1024.0 * 1024 * 1024; end++; break;
+    case 't': case 'T': v *= 1024.0 * 1024 * 1024 * 1024; end++; break;
+    default: break;
+    }
+    if (*end == 'i' || *end == 'B') end++;
+    if (*end == 'B') end++;
+    return *end ? -1 : v;
 }
 
 static bool parse_i64(const char *s, int64_t *out) {
@@ -127,6 +150,21 @@ int clv_options_parse_one(clv_options *o, int argc, char **argv, int *i) {
         o->verbose = true;
     } else if (!strcmp(a, "--f32-activations")) {
         o->f32_activations = true;
+    } else if (!strcmp(a, "--gpu") || !strcmp(a, "-ngl") || !strcmp(a, "--n-gpu-layers")) {
+        NEED_VALUE();
+        if (!strcmp(val, "all")) o->gpu_layers = INT64_MAX;
+        else if (!strcmp(val, "none")) o->gpu_layers = 0;
+        else if (strcmp(a, "--gpu") && parse_i64(val, &n) && n >= 0) o->gpu_layers = n;
+        else BAD_VALUE();
+    } else if (!strcmp(a, "--gpu-device")) {
+        NEED_VALUE();
+        if (!parse_i64(val, &n) || n < 0 || n > 1024) BAD_VALUE();
+        o->gpu_device = (int)n;
+    } else if (!strcmp(a, "--vram")) {
+        NEED_VALUE();
+        double size = clv_parse_size(val);
+        if (size < 1) BAD_VALUE();
+        o->vram_budget = (uint64_t)size;
     } else if (!strcmp(a, "--sparsity")) {
         NEED_VALUE();
         if (!parse_float(val, &f) || !(f >= 0.0f && f < 1.0f)) BAD_VALUE();
@@ -212,7 +250,19 @@ clv_status clv_options_load(clv_options *o, clv_model **model, clv_context **ctx
     mp.verbose = o->verbose;
     clv_status st = clv_model_load(o->model, &mp, model);
     if (st) return st;
+    if (o->gpu_layers > 0 && o->gpu_layers < (*model)->hp.n_layer) {
+        st = clv_fail(CLV_ERR_UNSUPPORTED,
+                      "-ngl %lld: the GPU runs all %lld layers of this model or none; a partial split is not "
+                      "available yet (use -ngl all or --gpu all)",
+                      (long long)o->gpu_layers, (long long)(*model)->hp.n_layer);
+        clv_model_free(*model);
+        *model = NULL;
+        return st;
+    }
     clv_context_params cp = clv_context_default_params();
+    cp.gpu = o->gpu_layers > 0;
+    cp.gpu_device = o->gpu_device;
+    cp.vram_budget = o->vram_budget;
     cp.n_ctx = o->n_ctx;
     cp.n_batch = o->n_batch;
     cp.n_threads = o->n_threads;

@@ -30,6 +30,10 @@ typedef struct clv_options {
     double sparsity;
     const char *profile, *predictor;
     struct clv_sparsity_setup *sparse; /* loaded by clv_options_sparsity */
+    /* GPU: layers on the device (0 or all: INT64_MAX), device index, budget (0: default) */
+    int64_t gpu_layers;
+    int gpu_device;
+    uint64_t vram_budget;
 } clv_options;
 
 void clv_options_init(clv_options *o);
@@ -39,6 +43,9 @@ void clv_options_init(clv_options *o);
 int clv_options_parse_one(clv_options *o, int argc, char **argv, int *i);
 
 void clv_options_usage(FILE *f);
+
+/* "24G", "512M", "1.5T", "300MiB", plain bytes (binary units); -1 when malformed. */
+double clv_parse_size(const char *s);
 
 /* Loads the model and creates a context from the options. */
 clv_status clv_options_load(clv_options *o, clv_model **model, clv_context **ctx, double *load_seconds);

@@ -1,0 +1,108 @@
+/* The device side of a GPU context (clv_context_params.gpu): the model's
+ * weights, the KV cache and the decode scratch, all taken from one budgeted
+ * clv_vram (kernels/cuda/vram.h). The whole need is computed and checked
+ * against the budget before anything is allocated, so a model that does not
+ * fit leaves no device memory behind; an allocation that fails part-way
+ * frees what was taken. The ops that use this memory are in ops_cuda.c.
+ *
+ * Built with CUDA only (gpu_state.c); without it gpu_none.c answers
+ * clv_gpu_state_create with "built without CUDA". */
+#ifndef CLV_GPU_STATE_H
+#define CLV_GPU_STATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "model.h"
+#include "status.h"
+
+struct clv_vram;
+
+/* Most experts per token the GPU routes (clv_cuda_moe_route's top-k limit). */
+#define CLV_GPU_MAX_EXPERT_USED 32
+
+typedef struct clv_gpu_params {
+    int device;           /* CUDA device index */
+    uint64_t vram_budget; /* bytes; 0: the device's free memory minus a margin (clv_vram_margin) */
+    int64_t n_ctx;        /* positions the KV cache holds (>= 1) */
+    int32_t kv_type;      /* CLV_TYPE_F16 or CLV_TYPE_F32 */
+    int64_t fail_alloc_at; /* testing: clv_vram_params.fail_at */
+} clv_gpu_params;
+
+clv_gpu_params clv_gpu_default_params(void);
+
+/* Device bytes a GPU context needs, as the allocator counts them. */
+typedef struct clv_gpu_need {
+    uint64_t weights; /* every weight of the model, each CLV_VRAM_ALIGN-aligned */
+    uint64_t kv;      /* K and V of every layer for n_ctx positions */
+    uint64_t scratch; /* one token's activations, routing, logits, attention partials */
+    uint64_t total;
+} clv_gpu_need;
+
+/* The decode scratch: device buffers for one token (the GPU runs batches a
+ * token at a time). Widths as in clv_scratch (context.h). */
+typedef struct clv_gpu_scratch {
+    float *x, *xb, *xb2, *q, *k, *v, *attn;
+    float *ffn_a, *ffn_b;  /* [max n_ff, shared expert included] */
+    float *router;         /* [n_expert] */
+    int32_t *expert_ids;   /* [n_expert_used] */
+    float *expert_w;       /* [n_expert_used] */
+    float *moe_a, *moe_b;  /* [n_expert_used][n_ff_exp] */
+    float *moe_c;          /* [n_expert_used][n_embd] */
+    float *logits;         /* [n_vocab] */
+    int32_t *io;           /* [2]: the token and its position, uploaded per token */
+    void *attn_partial;    /* split-K attention partials for n_ctx keys */
+    size_t attn_partial_bytes;
+} clv_gpu_scratch;
+
+typedef struct clv_gpu_state {
+    struct clv_vram *vram;
+    const clv_model *model;
+    clv_gpu_params params;
+    clv_gpu_need need;
+    void *weights;              /* one allocation: every weight */
+    const void **weight_dev;    /* [model->n_weights]: device copy of model->weights[i] */
+    void *kv;                   /* one allocation: every layer's K and V */
+    void **k_cache, **v_cache;  /* [n_layer]: rows of [n_head_kv * head_dim] elements of kv_type */
+    void *scratch_block;        /* one allocation: the buffers of s */
+    clv_gpu_scratch s;
+    void *stream;               /* cudaStream_t the ops run on */
+    /* The token being decoded (ops_cuda.c): its position, the row of
+     * ctx->logits its logits go to (-1: none wanted), the first failure of
+     * an op (ops return nothing; the decode returns it) and the experts the
+     * router chose, copied back to pick the expert matrices. */
+    int64_t pos;
+    int64_t logits_row;
+    clv_status error;
+    char error_msg[512];
+    int32_t expert_ids_host[CLV_GPU_MAX_EXPERT_USED];
+} clv_gpu_state;
+
+/* The need of model m with these params, without touching the device. */
+void clv_gpu_need_of(const clv_model *m, const clv_gpu_params *p, clv_gpu_need *out);
+
+/* Checks the need against the budget (CLV_ERR_BUDGET naming both, nothing
+ * allocated), then allocates and uploads. CLV_ERR_UNSUPPORTED without a CUDA
+ * device (or built without CUDA) and for a weight type the GPU kernels do not
+ * decode; CLV_ERR_DEVICE when an allocation or copy fails (all freed). */
+clv_status clv_gpu_state_create(const clv_model *m, const clv_gpu_params *p, clv_gpu_state **out);
+
+/* Frees every byte of device memory the state holds. NULL is allowed. */
+void clv_gpu_state_free(clv_gpu_state *g);
+
+/* Device copy of w, a weight of the state's model. */
+const void *clv_gpu_weight(const clv_gpu_state *g, const clv_weight *w);
+
+/* --- for context.c (ops_cuda.c) -------------------------------------------- */
+
+/* Makes ctx (params set, nothing allocated yet) a GPU context: checks that
+ * the CUDA ops cover the model (CLV_ERR_UNSUPPORTED naming what does not),
+ * creates the state from ctx->params, points ctx->s at its device buffers
+ * and ctx->backend at the CUDA ops. On failure ctx->gpu stays NULL. */
+clv_status clv_gpu_context_init(clv_context *ctx);
+
+/* Runs a checked batch (clv_decode) a token at a time through the model's
+ * forward pass, advancing n_past; logits come back to ctx->logits. */
+clv_status clv_gpu_decode(clv_context *ctx, const clv_batch *batch);
+
+#endif

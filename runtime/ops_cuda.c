@@ -1,0 +1,287 @@
+/* The CUDA backend: the ops of ops.h on device memory (gpu_state.h), each a
+ * call of a kernel of kernels/cuda/ queued on the state's stream. Built with
+ * CUDA only (gpu_none.c stands in otherwise).
+ *
+ * Decode only, as a first cut: clv_gpu_decode runs every batch a token at a
+ * time through the model's forward pass, so every op sees one token (prompt
+ * processing on tensor cores is the next step). Ops return nothing, so the
+ * first failure is kept in the state, later ops of the token are skipped,
+ * and clv_gpu_decode returns it.
+ *
+ * Where a device value steers host work, the value is copied back: the
+ * experts the router chose (one small copy and wait per MoE layer; a kernel
+ * that reads the ids on the device would remove it). */
+#include <string.h>
+
+#include "backend.h"
+#include "cuda_attention.h"
+#include "cuda_matvec.h"
+#include "cuda_ops.h"
+#include "gpu_state.h"
+#include "types.h"
+#include "vram.h"
+
+/* Keeps the first failure (and its message: later ones overwrite it). */
+static void keep(clv_gpu_state *g, clv_status st) {
+    if (st == CLV_OK || g->error) return;
+    g->error = st;
+    snprintf(g->error_msg, sizeof g->error_msg, "%s", clv_last_error());
+}
+
+static const float *weight_f32(clv_gpu_state *g, const clv_weight *w) {
+    CLV_ASSERT(w->type == CLV_TYPE_F32); /* norms, gates and rope factors are F32 (checked at load) */
+    return clv_gpu_weight(g, w);
+}
+
+/* y = rows [r0, r0 + n_rows) of the 2-D slice at `data` of w's layout, times x. */
+static void matvec(clv_gpu_state *g, const clv_weight *w, const void *data, int64_t n_rows, const float *x, float *y) {
+    keep(g, clv_cuda_matvec(w->type, data, (size_t)w->row_bytes, w->ne[0], n_rows, x, y, g->stream));
+}
+
+static void cuda_embed(clv_context *ctx, float *dst, const clv_weight *emb, const int32_t *tokens, int64_t n_tokens,
+                       float scale) {
+    clv_gpu_state *g = ctx->gpu;
+    (void)tokens; /* clv_gpu_decode uploaded the token to s.io[0] */
+    CLV_ASSERT(n_tokens == 1);
+    if (g->error) return;
+    ctx->weight_bytes_read += emb->row_bytes;
+    keep(g, clv_cuda_get_rows(emb->type, clv_gpu_weight(g, emb), (size_t)emb->row_bytes, emb->ne[0], emb->ne[1],
+                              g->s.io, 1, dst, scale, g->stream));
+}
+
+static void cuda_rmsnorm(clv_context *ctx, float *dst, const float *src, const clv_weight *weight, int64_t n_rows,
+                         int64_t n, float eps) {
+    clv_gpu_state *g = ctx->gpu;
+    if (g->error) return;
+    CLV_ASSERT(!weight || weight->ne[0] == n);
+    keep(g, clv_cuda_rmsnorm(dst, src, weight ? weight_f32(g, weight) : NULL, n_rows, n, eps, g->stream));
+}
+
+static void cuda_matmul(clv_context *ctx, float *dst, const clv_weight *w, const clv_weight *bias, const float *src,
+                        int64_t n_tokens) {
+    clv_gpu_state *g = ctx->gpu;
+    if (g->error) return;
+    int64_t n_in = w->ne[0], n_out = w->ne[1];
+    ctx->weight_bytes_read += w->bytes;
+    const void *wd = clv_gpu_weight(g, w);
+    const float *bd = bias ? weight_f32(g, bias) : NULL;
+    CLV_ASSERT(!bias || bias->ne[0] == n_out);
+    /* One product per token: batches reach here a token at a time. */
+    for (int64_t t = 0; t < n_tokens; t++) {
+        matvec(g, w, wd, n_out, src + t * n_in, dst + t * n_out);
+        if (bd) keep(g, clv_cuda_add(dst + t * n_out, dst + t * n_out, bd, n_out, g->stream));
+    }
+}
+
+static void cuda_rope(clv_context *ctx, float *x, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
+                      const int32_t *pos, const clv_rope_params *rp) {
+    clv_gpu_state *g = ctx->gpu;
+    if (g->error || rp->type == CLV_ROPE_NONE || rp->n_rot == 0) return;
+    clv_cuda_rope_params cp = {.mode = (int32_t)rp->type,
+                               .n_rot = rp->n_rot,
+                               .freq_base = rp->freq_base,
+                               .freq_scale = rp->freq_scale,
+                               .freq_factors = rp->freq_factors ? weight_f32(g, rp->freq_factors) : NULL};
+    /* pos is ctx->s.pos: the device copy of the position (s.io[1]). */
+    keep(g, clv_cuda_rope(x, n_tokens, n_heads, head_dim, pos, &cp, g->stream));
+}
+
+static void cuda_attention(clv_context *ctx, int64_t il, float *out, const float *q, const float *k, const float *v,
+                           int64_t n_tokens, const int32_t *pos, float scale, int64_t window) {
+    clv_gpu_state *g = ctx->gpu;
+    const clv_hparams *hp = &ctx->model->hp;
+    CLV_ASSERT(n_tokens == 1);
+    if (g->error) return;
+    int64_t n_head_kv = hp->n_head_kv[il], hd = hp->n_embd_head_k;
+    int32_t kv_type = g->params.kv_type;
+    keep(g, clv_cuda_kv_store(g->k_cache[il], kv_type, n_head_kv * hd, pos, k, 1, g->stream));
+    keep(g, clv_cuda_kv_store(g->v_cache[il], kv_type, n_head_kv * hp->n_embd_head_v, pos, v, 1, g->stream));
+    int64_t kv_start, n_kv;
+    clv_cuda_attention_range(g->pos, window, &kv_start, &n_kv);
+    clv_cuda_attention_shape shape = {kv_type, hp->n_head, n_head_kv, hd};
+    if (clv_cuda_attention_fast_head_dim(hd)) {
+        keep(g, clv_cuda_attention_decode(&shape, q, g->k_cache[il], g->v_cache[il], kv_start, n_kv, scale, 0.0f, out,
+                                          g->s.attn_partial, g->s.attn_partial_bytes, g->stream));
+    } else {
+        keep(g, clv_cuda_attention_decode_generic(&shape, q, g->k_cache[il], g->v_cache[il], kv_start, n_kv, scale,
+                                                  0.0f, out, g->stream));
+    }
+}
+
+static void cuda_add(clv_context *ctx, float *dst, const float *src, int64_t n_tokens, int64_t n) {
+    clv_gpu_state *g = ctx->gpu;
+    if (g->error) return;
+    keep(g, clv_cuda_add(dst, dst, src, n_tokens * n, g->stream));
+}
+
+static void cuda_glu(clv_context *ctx, float *dst, const float *gate, const float *up, int64_t n_tokens, int64_t n,
+                     clv_ffn_act act) {
+    clv_gpu_state *g = ctx->gpu;
+    if (g->error) return;
+    keep(g, clv_cuda_glu(dst, gate, up, n_tokens * n, (clv_cuda_act)act, g->stream));
+}
+
+static void cuda_ffn(clv_context *ctx, int64_t il, float *dst, const float *x, const clv_weight *gate,
+                     const clv_weight *up, const clv_weight *down, int64_t n_tokens, clv_ffn_act act) {
+    (void)il; /* no observer or sparsity on the GPU (refused at creation) */
+    clv_gpu_state *g = ctx->gpu;
+    int64_t n_ff = up->ne[1];
+    cuda_matmul(ctx, g->s.ffn_a, gate, NULL, x, n_tokens);
+    cuda_matmul(ctx, g->s.ffn_b, up, NULL, x, n_tokens);
+    cuda_glu(ctx, g->s.ffn_a, g->s.ffn_a, g->s.ffn_b, n_tokens, n_ff, act);
+    cuda_matmul(ctx, dst, down, NULL, g->s.ffn_a, n_tokens);
+}
+
+/* Expert ex's 2-D slice of a 3-D expert tensor {n_in, n_out, n_expert}. */
+static const void *expert_slice(clv_gpu_state *g, const clv_weight *w, int32_t ex) {
+    return (const uint8_t *)clv_gpu_weight(g, w) + (uint64_t)ex * w->row_bytes * (uint64_t)w->ne[1];
+}
+
+static void cuda_moe(clv_context *ctx, float *dst, const float *x, const clv_layer *l, int64_t n_tokens,
+                     clv_ffn_act act, bool renormalize) {
+    clv_gpu_state *g = ctx->gpu;
+    clv_gpu_scratch *s = &g->s;
+    const clv_hparams *hp = &ctx->model->hp;
+    int64_t n_expert = hp->n_expert, k = hp->n_expert_used, n_embd = hp->n_embd;
+    CLV_ASSERT(n_tokens == 1 && k <= CLV_GPU_MAX_EXPERT_USED);
+    cuda_matmul(ctx, s->router, l->ffn_gate_inp, NULL, x, 1);
+    if (g->error) return;
+    keep(g, clv_cuda_moe_route(s->expert_ids, s->expert_w, s->router, 1, n_expert, k, renormalize, g->stream));
+    /* The expert matrices are picked on the host: the ids come back (a wait). */
+    keep(g, clv_vram_to_host(g->expert_ids_host, s->expert_ids, (uint64_t)k * sizeof(int32_t), g->stream));
+    if (g->error) return;
+    for (int64_t j = 0; j < k; j++) {
+        int32_t ex = g->expert_ids_host[j];
+        CLV_ASSERT(ex >= 0 && ex < n_expert); /* top-k gives distinct ids in range */
+        if (ctx->expert_counts) ctx->expert_counts[(l - ctx->model->layers) * n_expert + ex]++;
+    }
+    const clv_weight *gate = l->ffn_gate_exps, *up = l->ffn_up_exps, *down = l->ffn_down_exps;
+    int64_t n_ff = up->ne[1];
+    for (int64_t j = 0; j < k; j++) {
+        int32_t ex = g->expert_ids_host[j];
+        matvec(g, gate, expert_slice(g, gate, ex), n_ff, x, s->moe_a + j * n_ff);
+        matvec(g, up, expert_slice(g, up, ex), n_ff, x, s->moe_b + j * n_ff);
+    }
+    keep(g, clv_cuda_glu(s->moe_a, s->moe_a, s->moe_b, k * n_ff, (clv_cuda_act)act, g->stream));
+    for (int64_t j = 0; j < k; j++) {
+        int32_t ex = g->expert_ids_host[j];
+        matvec(g, down, expert_slice(g, down, ex), n_embd, s->moe_a + j * n_ff, s->moe_c + j * n_embd);
+    }
+    keep(g, clv_cuda_weighted_sum(dst, s->moe_c, s->expert_w, k, n_embd, g->stream));
+    const clv_weight *mats[3] = {gate, up, down};
+    for (int i = 0; i < 3; i++) ctx->weight_bytes_read += mats[i]->bytes / (uint64_t)n_expert * (uint64_t)k;
+}
+
+static void cuda_sigmoid_gate(clv_context *ctx, float *dst, const float *x, const clv_weight *gate, int64_t n_tokens,
+                              int64_t n_dst) {
+    clv_gpu_state *g = ctx->gpu;
+    if (g->error) return;
+    keep(g, clv_cuda_sigmoid_gate(dst, x, weight_f32(g, gate), n_tokens, gate->ne[0], n_dst, g->stream));
+}
+
+static void cuda_logits(clv_context *ctx, const float *x, int64_t n_tokens, bool all) {
+    (void)all; /* one token at a time: clv_gpu_decode says which rows are wanted */
+    clv_gpu_state *g = ctx->gpu;
+    const clv_model *m = ctx->model;
+    int64_t n_embd = m->hp.n_embd, n_vocab = m->hp.n_vocab;
+    if (g->error || g->logits_row < 0) return;
+    const float *row = x + (n_tokens - 1) * n_embd;
+    cuda_rmsnorm(ctx, g->s.xb, row, m->output_norm, 1, n_embd, m->hp.norm_eps);
+    cuda_matmul(ctx, g->s.logits, m->output, NULL, g->s.xb, 1);
+    if (g->error) return;
+    keep(g, clv_vram_to_host(ctx->logits + g->logits_row * n_vocab, g->s.logits, (uint64_t)n_vocab * sizeof(float),
+                             g->stream));
+}
+
+static const clv_backend clv_backend_cuda = {
+    .name = "cuda",
+    .embed = cuda_embed,
+    .rmsnorm = cuda_rmsnorm,
+    .matmul = cuda_matmul,
+    .rope = cuda_rope,
+    .attention = cuda_attention,
+    .add = cuda_add,
+    .glu = cuda_glu,
+    .ffn = cuda_ffn,
+    .moe = cuda_moe,
+    .sigmoid_gate = cuda_sigmoid_gate,
+    .logits = cuda_logits,
+};
+
+/* What the CUDA ops cannot run, named; CLV_OK when they cover the model. */
+static clv_status check_model(const clv_model *m) {
+    const clv_hparams *hp = &m->hp;
+    int64_t hd = hp->n_embd_head_k;
+    if (hp->n_embd_head_v != hd) {
+        return clv_fail(CLV_ERR_UNSUPPORTED, "GPU backend: K head size %lld differs from V head size %lld; run on "
+                                             "the CPU", (long long)hd, (long long)hp->n_embd_head_v);
+    }
+    if (hd > 256) {
+        return clv_fail(CLV_ERR_UNSUPPORTED, "GPU backend: head size %lld is above 256; run on the CPU",
+                        (long long)hd);
+    }
+    if (hp->rope_type != CLV_ROPE_NONE && (hp->n_rot % 2 || hp->n_rot > hd)) {
+        return clv_fail(CLV_ERR_UNSUPPORTED, "GPU backend: %lld rotated dimensions of heads of %lld; run on the CPU",
+                        (long long)hp->n_rot, (long long)hd);
+    }
+    if (hp->n_expert && (hp->n_expert_used < 1 || hp->n_expert_used > CLV_GPU_MAX_EXPERT_USED)) {
+        return clv_fail(CLV_ERR_UNSUPPORTED, "GPU backend: %lld experts per token (at most %d); run on the CPU",
+                        (long long)hp->n_expert_used, CLV_GPU_MAX_EXPERT_USED);
+    }
+    return CLV_OK;
+}
+
+clv_status clv_gpu_context_init(clv_context *ctx) {
+    clv_status st = check_model(ctx->model);
+    if (st) return st;
+    clv_gpu_params gp = clv_gpu_default_params();
+    gp.device = ctx->params.gpu_device;
+    gp.vram_budget = ctx->params.vram_budget;
+    gp.n_ctx = ctx->params.n_ctx;
+    gp.kv_type = ctx->params.kv_type;
+    clv_gpu_state *g = NULL;
+    if ((st = clv_gpu_state_create(ctx->model, &gp, &g))) return st;
+    ctx->gpu = g;
+    ctx->backend = &clv_backend_cuda;
+    ctx->params.gemm_min_batch = -1;
+    /* Models pass these to the ops; here they are device buffers. */
+    clv_scratch *s = &ctx->s;
+    memset(s, 0, sizeof *s);
+    s->x = g->s.x;
+    s->xb = g->s.xb;
+    s->xb2 = g->s.xb2;
+    s->q = g->s.q;
+    s->k = g->s.k;
+    s->v = g->s.v;
+    s->attn = g->s.attn;
+    s->ffn_a = g->s.ffn_a;
+    s->ffn_b = g->s.ffn_b;
+    s->router = g->s.router;
+    s->expert_ids = g->s.expert_ids;
+    s->expert_w = g->s.expert_w;
+    s->moe_a = g->s.moe_a;
+    s->moe_b = g->s.moe_b;
+    s->moe_c = g->s.moe_c;
+    s->pos = g->s.io + 1;
+    return CLV_OK;
+}
+
+clv_status clv_gpu_decode(clv_context *ctx, const clv_batch *batch) {
+    clv_gpu_state *g = ctx->gpu;
+    int64_t n = batch->n_tokens;
+    /* First cut: every token through the decode path. */
+    for (int64_t i = 0; i < n; i++) {
+        g->error = CLV_OK;
+        g->pos = ctx->n_past;
+        g->logits_row = batch->logits_all ? i : i == n - 1 ? 0 : -1;
+        int32_t io[2] = {batch->tokens[i], (int32_t)ctx->n_past};
+        clv_status st = clv_vram_to_device(g->s.io, io, sizeof io, g->stream);
+        if (st) return st;
+        clv_batch one = {.n_tokens = 1, .tokens = batch->tokens + i, .logits_all = false};
+        if ((st = ctx->model->arch->forward(ctx, &one))) return st;
+        if (g->error) return clv_fail(g->error, "%s", g->error_msg);
+        ctx->n_past++;
+    }
+    ctx->n_logits = batch->logits_all ? n : 1;
+    return CLV_OK;
+}

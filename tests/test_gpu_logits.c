@@ -1,0 +1,186 @@
+/* Whole-model logits on the GPU (clv_context_params.gpu) against the CPU
+ * engine, on every architecture fixture (tests/data/arch), F32 and quantized
+ * files, F32 and F16 KV caches: the 40-token prompt as one batch (every
+ * logit) and again a token at a time.
+ *
+ * The CPU runs in reference mode (float activations, weights decoded by the
+ * scalar reference), which is what the GPU kernels compute too, so the two
+ * differ only by the order of float sums: each position is held to 1e-4
+ * relative (max |diff| / max |cpu logit|), the bound test_arch_logits holds
+ * the CPU to against transformers; the argmax must agree everywhere. The
+ * GPU's distance to transformers' logits is printed as well.
+ * Also: what the GPU backend does not run is refused at creation.
+ * Skips without a CUDA device. */
+#include <cuda_runtime_api.h>
+
+#include "context.h"
+#include "json.h"
+#include "model.h"
+#include "test.h"
+#include "types.h"
+
+static char dir[4096];
+
+static float *read_logits(const char *name, int64_t n) {
+    char path[8192];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    float *v = malloc((size_t)n * sizeof *v);
+    if (v && fread(v, sizeof *v, (size_t)n, f) != (size_t)n) {
+        free(v);
+        v = NULL;
+    }
+    fclose(f);
+    return v;
+}
+
+static double row_error(const float *got, const float *want, int64_t n) {
+    double maxdiff = 0, maxref = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - want[i]);
+        if (!(d <= maxdiff)) maxdiff = d; /* NaN counts as worst */
+        if (fabs(want[i]) > maxref) maxref = fabs(want[i]);
+    }
+    return maxdiff / (maxref > 0 ? maxref : 1);
+}
+
+static int64_t argmax(const float *v, int64_t n) {
+    int64_t best = 0;
+    for (int64_t i = 1; i < n; i++) best = v[i] > v[best] ? i : best;
+    return best;
+}
+
+/* Logits of every position [n_tok][n_vocab]: as one batch, or a token at a time. */
+static clv_status run(clv_model *m, bool gpu, int32_t kv_type, const int32_t *prompt, int64_t n_tok, bool one_by_one,
+                      float *out) {
+    clv_context_params cp = clv_context_default_params();
+    cp.n_ctx = n_tok;
+    cp.n_batch = n_tok;
+    cp.kv_type = kv_type;
+    cp.logits_all = true;
+    cp.n_threads = 2;
+    cp.f32_activations = !gpu;
+    cp.gpu = gpu;
+    clv_context *ctx = NULL;
+    clv_status st = clv_context_create(m, &cp, &ctx);
+    int64_t n_vocab = m->hp.n_vocab;
+    if (!st && !one_by_one) {
+        clv_batch b = {.n_tokens = n_tok, .tokens = prompt, .logits_all = true};
+        st = clv_decode(ctx, &b);
+        CHECK_EQ_INT(ctx->n_past, n_tok);
+        for (int64_t t = 0; !st && t < n_tok; t++) {
+            memcpy(out + t * n_vocab, clv_context_logits(ctx, t), (size_t)n_vocab * sizeof(float));
+        }
+    }
+    for (int64_t t = 0; !st && one_by_one && t < n_tok; t++) {
+        clv_batch b = {.n_tokens = 1, .tokens = prompt + t, .logits_all = false};
+        st = clv_decode(ctx, &b);
+        if (!st) memcpy(out + t * n_vocab, clv_context_logits(ctx, 0), (size_t)n_vocab * sizeof(float));
+    }
+    clv_context_free(ctx);
+    return st;
+}
+
+static void check_file(const char *fixture, const char *gguf, const char *logits, const int32_t *prompt,
+                       int64_t n_tok) {
+    char path[8192];
+    snprintf(path, sizeof path, "%s/%s", dir, gguf);
+    clv_model *m = NULL;
+    CHECK_STATUS(clv_model_load(path, NULL, &m), CLV_OK);
+    if (!m) return;
+    int64_t n_vocab = m->hp.n_vocab;
+    float *ref = read_logits(logits, n_tok * n_vocab);
+    float *cpu = malloc(sizeof(float) * (size_t)(n_tok * n_vocab));
+    float *gpu = malloc(sizeof(float) * (size_t)(n_tok * n_vocab));
+    const int32_t kv_types[2] = {CLV_TYPE_F32, CLV_TYPE_F16};
+    for (int kt = 0; kt < 2; kt++) {
+        for (int pass = 0; pass < 2; pass++) {
+            bool one = pass == 1;
+            const char *how = one ? "one by one" : "batch";
+            CHECK_STATUS(run(m, false, kv_types[kt], prompt, n_tok, one, cpu), CLV_OK);
+            clv_status st = run(m, true, kv_types[kt], prompt, n_tok, one, gpu);
+            CHECK_MSG(st == CLV_OK, "%s (%s): GPU: %s", fixture, gguf, clv_last_error());
+            if (st) continue;
+            double worst = 0, worst_ref = 0;
+            int64_t top1 = 0;
+            for (int64_t t = 0; t < n_tok; t++) {
+                double e = row_error(gpu + t * n_vocab, cpu + t * n_vocab, n_vocab);
+                if (!(e <= worst)) worst = e;
+                if (ref) {
+                    e = row_error(gpu + t * n_vocab, ref + t * n_vocab, n_vocab);
+                    if (!(e <= worst_ref)) worst_ref = e;
+                }
+                top1 += argmax(gpu + t * n_vocab, n_vocab) == argmax(cpu + t * n_vocab, n_vocab);
+            }
+            CHECK_MSG(worst <= 1e-4, "%s (%s, %s KV, %s): GPU vs CPU rel error %.3g > 1e-4", fixture, gguf,
+                      clv_type_name(kv_types[kt]), how, worst);
+            CHECK_MSG(top1 == n_tok, "%s (%s, %s KV, %s): argmax agrees at %lld of %lld positions", fixture, gguf,
+                      clv_type_name(kv_types[kt]), how, (long long)top1, (long long)n_tok);
+            printf("%-18s %-28s %s KV %-10s: GPU vs CPU %.2e, vs transformers %.2e, top-1 %lld/%lld\n", fixture,
+                   gguf, clv_type_name(kv_types[kt]), how, worst, worst_ref, (long long)top1, (long long)n_tok);
+        }
+    }
+    free(ref), free(cpu), free(gpu);
+    clv_model_free(m);
+}
+
+/* Observers and sparse FFNs have no GPU path: refused, never run wrongly. */
+static void refusals(void) {
+    char path[8192];
+    snprintf(path, sizeof path, "%s/qwen3.f32.gguf", dir);
+    clv_model *m = NULL;
+    CHECK_STATUS(clv_model_load(path, NULL, &m), CLV_OK);
+    if (!m) return;
+    clv_context_params cp = clv_context_default_params();
+    cp.n_ctx = 64;
+    cp.gpu = true;
+    clv_ffn_observer obs = {0};
+    cp.observer = &obs;
+    clv_context *ctx = NULL;
+    CHECK_STATUS(clv_context_create(m, &cp, &ctx), CLV_ERR_UNSUPPORTED);
+    CHECK(ctx == NULL);
+    CHECK_MSG(strstr(clv_last_error(), "GPU"), "%s", clv_last_error());
+    cp.observer = NULL;
+    float *threshold = calloc((size_t)m->hp.n_layer, sizeof(float));
+    clv_ffn_sparsity sp = {.threshold = threshold};
+    cp.sparsity = &sp;
+    CHECK_STATUS(clv_context_create(m, &cp, &ctx), CLV_ERR_UNSUPPORTED);
+    CHECK(ctx == NULL);
+    free(threshold);
+    clv_model_free(m);
+}
+
+int main(void) {
+    int n_dev = 0;
+    if (cudaGetDeviceCount(&n_dev) != cudaSuccess || n_dev == 0) TEST_SKIP("no CUDA device");
+    snprintf(dir, sizeof dir, "%s/tests/data/arch", CLEAVE_SOURCE_DIR);
+    char manifest_path[8192];
+    snprintf(manifest_path, sizeof manifest_path, "%s/manifest.json", dir);
+    clv_json *manifest = NULL;
+    if (clv_json_parse_file(manifest_path, NULL, &manifest) != CLV_OK) {
+        fprintf(stderr, "%s\n", clv_last_error());
+        return 1;
+    }
+    const clv_json *fixtures = clv_json_get(manifest, "fixtures");
+    CHECK(clv_json_count(fixtures) >= 8);
+    for (size_t i = 0; i < clv_json_count(fixtures); i++) {
+        const clv_json *fx = clv_json_at(fixtures, i);
+        const char *name = clv_json_get_string(fx, "name", "?");
+        const clv_json *ids = clv_json_get(fx, "prompt_token_ids");
+        int64_t n_tok = clv_json_int(clv_json_get(fx, "n_tokens"));
+        CHECK((int64_t)clv_json_count(ids) == n_tok && n_tok > 0);
+        int32_t *prompt = malloc((size_t)n_tok * sizeof *prompt);
+        for (int64_t t = 0; t < n_tok; t++) prompt[t] = (int32_t)clv_json_int(clv_json_at(ids, (size_t)t));
+        const clv_json *files = clv_json_get(fx, "files");
+        for (size_t j = 0; j < clv_json_count(files); j++) {
+            const clv_json *f = clv_json_value_at(files, j);
+            check_file(name, clv_json_get_string(f, "gguf", "?"), clv_json_get_string(f, "logits", "?"), prompt,
+                       n_tok);
+        }
+        free(prompt);
+    }
+    refusals();
+    clv_json_free(manifest);
+    return test_finish("test_gpu_logits");
+}
