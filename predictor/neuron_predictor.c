@@ -60,7 +60,8 @@ static void refresh_view(clv_predictor_set *s, int64_t il) {
     s->sparsity_view.keep = s->top_k ? s->keeps : NULL;
     clv_neuron_predictor *np = &s->predictors[il];
     if (L->rank > 0) {
-        *np = (clv_neuron_predictor){&L->w1, L->b1, &L->w2, L->b2, L->logit_threshold};
+        *np = (clv_neuron_predictor){&L->w1, L->b1, &L->w2, L->b2, L->logit_threshold, L->x_mean, L->x_inv_sd,
+                                     L->z_limit};
     } else {
         memset(np, 0, sizeof *np);
     }
@@ -140,12 +141,12 @@ clv_status clv_predictor_layer_alloc(clv_predictor_set *s, int64_t il, int64_t r
                         "rank (%lld) multiples of 32",
                         (long long)il, clv_type_name(wtype), (long long)d, (long long)rank);
     }
-    /* w1, w2 (F16 or Q8_0 rows), then b1, b2 (float, 64-byte aligned). */
+    /* w1, w2 (F16 or Q8_0 rows), then b1, b2, x_mean, x_inv_sd (float, 64-byte aligned). */
     uint64_t w1_row = 0, w2_row = 0;
     clv_type_bytes(wtype, d, &w1_row);
     clv_type_bytes(wtype, rank, &w2_row);
     size_t w1b = (size_t)(w1_row * (uint64_t)rank), w2b = (size_t)(w2_row * (uint64_t)f);
-    size_t off_b1 = (w1b + w2b + 63) & ~(size_t)63, total = off_b1 + (size_t)(rank + f) * sizeof(float);
+    size_t off_b1 = (w1b + w2b + 63) & ~(size_t)63, total = off_b1 + (size_t)(rank + f + 2 * d) * sizeof(float);
     uint8_t *mem = calloc(1, total);
     if (!mem) return clv_fail(CLV_ERR_NOMEM, "layer %lld: out of memory for a rank-%lld predictor", (long long)il,
                               (long long)rank);
@@ -160,6 +161,9 @@ clv_status clv_predictor_layer_alloc(clv_predictor_set *s, int64_t il, int64_t r
                          .bytes = w2b, .data = mem + w1b};
     L->b1 = (float *)(void *)(mem + off_b1);
     L->b2 = L->b1 + rank;
+    L->x_mean = L->b2 + f;
+    L->x_inv_sd = L->x_mean + d;
+    L->z_limit = 0.0f;
     refresh_view(s, il);
     return CLV_OK;
 }

@@ -33,6 +33,11 @@ typedef struct clv_predictor_layer {
     clv_weight w2;         /* F16 {rank, n_ff} */
     float *b1;             /* [rank] */
     float *b2;             /* [n_ff] */
+    /* the out-of-distribution guard (clv_neuron_predictor in context.h):
+     * the training inputs' per-feature mean and 1 / standard deviation, and
+     * the z-score limit (0: no guard, as in files written before it) */
+    float *x_mean, *x_inv_sd; /* [n_embd] */
+    float z_limit;
     float logit_threshold; /* tuned on held-out samples for the target recall */
     float act_threshold;   /* the profile's |h| threshold; -1: leave the layer dense */
     /* measured on the held-out samples at training time */

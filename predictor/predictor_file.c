@@ -37,6 +37,7 @@
 #define K_ACT_SHARE "cleave.predictor.active_share"
 #define K_N_TRAIN "cleave.predictor.n_train"
 #define K_N_HOLDOUT "cleave.predictor.n_holdout"
+#define K_Z_LIMIT "cleave.predictor.z_limit" /* optional: files before the guard lack it */
 
 /* --- writing --------------------------------------------------------------------- */
 
@@ -44,14 +45,14 @@ clv_status clv_predictor_save(const clv_predictor_set *s, const char *path) {
     int64_t n = s->n_layer;
     int64_t *n_ff = malloc((size_t)n * sizeof *n_ff), *rank = malloc((size_t)n * sizeof *rank);
     int64_t *n_train = malloc((size_t)n * sizeof *n_train), *n_hold = malloc((size_t)n * sizeof *n_hold);
-    float *f32[6];
+    float *f32[6], *z_limit = malloc((size_t)n * sizeof(float));
     for (int i = 0; i < 6; i++) f32[i] = malloc((size_t)n * sizeof(float));
     clv_gguf_writer *w = NULL;
     clv_status st = CLV_OK;
     for (int i = 0; i < 6; i++) {
         if (!f32[i]) st = CLV_ERR_NOMEM;
     }
-    if (st || !n_ff || !rank || !n_train || !n_hold) {
+    if (st || !n_ff || !rank || !n_train || !n_hold || !z_limit) {
         st = clv_fail(CLV_ERR_NOMEM, "%s: out of memory", path);
         goto done;
     }
@@ -60,6 +61,7 @@ clv_status clv_predictor_save(const clv_predictor_set *s, const char *path) {
         n_ff[il] = L->n_ff, rank[il] = L->rank, n_train[il] = L->n_train, n_hold[il] = L->n_holdout;
         f32[0][il] = L->logit_threshold, f32[1][il] = L->act_threshold, f32[2][il] = L->recall;
         f32[3][il] = L->precision, f32[4][il] = L->predicted_share, f32[5][il] = L->active_share;
+        z_limit[il] = L->rank > 0 ? L->z_limit : 0.0f;
     }
     clv_gguf_writer_params wp = clv_gguf_writer_default_params();
     st = clv_gguf_writer_open(path, &wp, &w);
@@ -77,6 +79,7 @@ clv_status clv_predictor_save(const clv_predictor_set *s, const char *path) {
     if (!st) st = clv_gguf_writer_set_arr(w, K_RANK, CLV_GGUF_I64, rank, (uint64_t)n);
     const char *fkeys[6] = {K_LOGIT_T, K_ACT_T, K_RECALL, K_PRECISION, K_PRED_SHARE, K_ACT_SHARE};
     for (int i = 0; i < 6 && !st; i++) st = clv_gguf_writer_set_arr(w, fkeys[i], CLV_GGUF_F32, f32[i], (uint64_t)n);
+    if (!st) st = clv_gguf_writer_set_arr(w, K_Z_LIMIT, CLV_GGUF_F32, z_limit, (uint64_t)n);
     if (!st) st = clv_gguf_writer_set_arr(w, K_N_TRAIN, CLV_GGUF_I64, n_train, (uint64_t)n);
     if (!st) st = clv_gguf_writer_set_arr(w, K_N_HOLDOUT, CLV_GGUF_I64, n_hold, (uint64_t)n);
     for (int64_t il = 0; il < n && !st; il++) {
@@ -93,6 +96,13 @@ clv_status clv_predictor_save(const clv_predictor_set *s, const char *path) {
         if (!st) st = clv_gguf_writer_add_tensor(w, name, L->w2.type, 2, ne_w2);
         snprintf(name, sizeof name, "blk.%lld.pred_b2", (long long)il);
         if (!st) st = clv_gguf_writer_add_tensor(w, name, CLV_TYPE_F32, 1, ne_b2);
+        if (L->z_limit > 0) {
+            int64_t ne_x[1] = {s->n_embd};
+            snprintf(name, sizeof name, "blk.%lld.pred_x_mean", (long long)il);
+            if (!st) st = clv_gguf_writer_add_tensor(w, name, CLV_TYPE_F32, 1, ne_x);
+            snprintf(name, sizeof name, "blk.%lld.pred_x_inv_sd", (long long)il);
+            if (!st) st = clv_gguf_writer_add_tensor(w, name, CLV_TYPE_F32, 1, ne_x);
+        }
     }
     if (!st) st = clv_gguf_writer_begin_data(w);
     for (int64_t il = 0; il < n && !st; il++) {
@@ -102,6 +112,10 @@ clv_status clv_predictor_save(const clv_predictor_set *s, const char *path) {
         if (!st) st = clv_gguf_writer_write(w, L->b1, (uint64_t)L->rank * sizeof(float));
         if (!st) st = clv_gguf_writer_write(w, L->w2.data, L->w2.bytes);
         if (!st) st = clv_gguf_writer_write(w, L->b2, (uint64_t)L->n_ff * sizeof(float));
+        if (!st && L->z_limit > 0) {
+            st = clv_gguf_writer_write(w, L->x_mean, (uint64_t)s->n_embd * sizeof(float));
+            if (!st) st = clv_gguf_writer_write(w, L->x_inv_sd, (uint64_t)s->n_embd * sizeof(float));
+        }
     }
     if (!st) {
         st = clv_gguf_writer_finish(w); /* frees w */
@@ -114,6 +128,7 @@ done:
     free(n_train);
     free(n_hold);
     for (int i = 0; i < 6; i++) free(f32[i]);
+    free(z_limit);
     return st;
 }
 
@@ -213,6 +228,9 @@ static clv_status load_from(const clv_gguf *g, const char *path, clv_predictor_s
     if (!st) st = get_layer_arr(g, path, K_N_TRAIN, CLV_GGUF_I64, n_layer, n_train);
     if (!st) st = get_layer_arr(g, path, K_N_HOLDOUT, CLV_GGUF_I64, n_layer, n_hold);
     for (int i = 0; i < 6 && !st; i++) st = get_layer_arr(g, path, fkeys[i], CLV_GGUF_F32, n_layer, f32[i]);
+    float z_limit[CLV_MAX_LAYERS] = {0};
+    bool has_guard = clv_gguf_find(g, K_Z_LIMIT) != NULL;
+    if (!st && has_guard) st = get_layer_arr(g, path, K_Z_LIMIT, CLV_GGUF_F32, n_layer, z_limit);
     if (st) return st;
 
     clv_predictor_set *s = NULL;
@@ -288,6 +306,29 @@ static clv_status load_from(const clv_gguf *g, const char *path, clv_predictor_s
             snprintf(tn, sizeof tn, "blk.%lld.pred_b2", (long long)il);
             if (!st) st = read_tensor(g, path, tn, CLV_TYPE_F32, f, 0, L->b2, (uint64_t)f * sizeof(float));
             if (st) goto fail;
+            if (has_guard && !(z_limit[il] >= 0 && isfinite(z_limit[il]))) {
+                st = clv_fail(CLV_ERR_FORMAT, "%s: %s[%lld] = %g is not a z-score limit", path, K_Z_LIMIT,
+                              (long long)il, (double)z_limit[il]);
+                goto fail;
+            }
+            if (z_limit[il] > 0) {
+                L->z_limit = z_limit[il];
+                snprintf(tn, sizeof tn, "blk.%lld.pred_x_mean", (long long)il);
+                st = read_tensor(g, path, tn, CLV_TYPE_F32, n_embd, 0, L->x_mean, (uint64_t)n_embd * sizeof(float));
+                snprintf(tn, sizeof tn, "blk.%lld.pred_x_inv_sd", (long long)il);
+                if (!st)
+                    st = read_tensor(g, path, tn, CLV_TYPE_F32, n_embd, 0, L->x_inv_sd,
+                                     (uint64_t)n_embd * sizeof(float));
+                if (st) goto fail;
+                for (int64_t i = 0; i < (int64_t)n_embd; i++) {
+                    if (!isfinite(L->x_mean[i]) || !(L->x_inv_sd[i] > 0) || !isfinite(L->x_inv_sd[i])) {
+                        st = clv_fail(CLV_ERR_FORMAT, "%s: layer %lld: the guard's input statistics hold "
+                                                      "non-finite or non-positive values",
+                                      path, (long long)il);
+                        goto fail;
+                    }
+                }
+            }
             if (!weight_finite(&L->w1) || !weight_finite(&L->w2) ||
                 !f32_finite(L->b1, (uint64_t)r) || !f32_finite(L->b2, (uint64_t)f)) {
                 st = clv_fail(CLV_ERR_FORMAT, "%s: layer %lld: the predictor's weights hold non-finite values", path,

@@ -43,6 +43,9 @@ clv_predictor_train_params clv_predictor_train_default_params(void) {
     };
 }
 
+/* The guard's z-score limit is this times the largest z-score in the samples. */
+#define GUARD_MARGIN 1.25f
+
 static int cmp_i64_desc(const void *a, const void *b) {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
     return (x < y) - (x > y);
@@ -435,6 +438,23 @@ static clv_status train_layer(clv_predictor_set *s, int64_t il, const clv_profil
             st = clv_quantize_row(L->w2.type, t.W2 + j * r, w2 + (size_t)j * L->w2.row_bytes, r);
         memcpy(L->b2, t.b2, (size_t)f * sizeof(float));
         if (st) goto done;
+    }
+
+    /* The out-of-distribution guard: the largest z-score of any feature of any
+     * sample (held-out ones included), with a margin of a quarter. A new
+     * input from the same distribution exceeds the samples' maximum with
+     * probability about 1 / (N + 1); inputs the predictor never saw the
+     * like of (the first token's massive activations) exceed it by far. */
+    {
+        float zs = 0.0f;
+        for (int64_t b = 0; b < N; b++)
+            for (int64_t i = 0; i < d; i++) {
+                float z = fabsf(Xall[b * d + i] - mu[i]) * inv_sd[i];
+                zs = z > zs ? z : zs;
+            }
+        memcpy(L->x_mean, mu, (size_t)d * sizeof(float));
+        memcpy(L->x_inv_sd, inv_sd, (size_t)d * sizeof(float));
+        L->z_limit = GUARD_MARGIN * zs;
     }
 
     /* Threshold on the held-out samples, through the engine's own forward. */

@@ -1,7 +1,8 @@
 /* Activation-sparse dense FFN (clv_ffn_sparsity in context.h) on the CPU.
  *
  * Decode (one token, quantized products): the predictor, when the layer has
- * one, picks the candidate neurons; only their gate and up rows are read;
+ * one and its input passes the predictor's out-of-distribution guard, picks
+ * the candidate neurons (otherwise all are candidates); only their gate and up rows are read;
  * h = act(gate) * up is computed for them; neurons with |h| <= threshold
  * are dropped, and of the rest only the layer's `keep` largest |h| stay
  * (per-token top-k); the output is sum_i h_i * down_t[i] over the survivors,
@@ -58,6 +59,19 @@ static inline bool predicted_active(const clv_neuron_predictor *p, const float *
     return logit[i] + (p->b2 ? p->b2[i] : 0.0f) > p->logit_threshold;
 }
 
+/* The guard (context.h): false when some feature of x lies further from its
+ * training mean, in training standard deviations, than any training sample's
+ * did (times a margin, in z_limit). */
+static bool predictor_trusted(const clv_neuron_predictor *p, const float *x, int64_t n) {
+    if (!p->x_mean || !(p->z_limit > 0)) return true;
+    float zmax = 0.0f;
+    for (int64_t i = 0; i < n; i++) {
+        float z = fabsf(x[i] - p->x_mean[i]) * p->x_inv_sd[i];
+        zmax = z > zmax ? z : zmax;
+    }
+    return zmax <= p->z_limit; /* NaN inputs fail it too */
+}
+
 /* --- per-token top-k (top_k.h) --------------------------------------------------------- */
 
 /* The same on a list of (id, h) in id order, compacted; returns its new length. */
@@ -81,6 +95,7 @@ typedef struct mask_args {
     float *a;             /* gate -> act, [n_tokens][n_ff] */
     const float *b;       /* up */
     const float *logit;   /* predictor logits or NULL */
+    const uint8_t *trusted; /* [n_tokens]: the guard's verdict per token */
     const clv_neuron_predictor *p;
     float *scratch;       /* [n_tokens][n_ff] */
     int64_t n_ff, keep;
@@ -93,7 +108,8 @@ static void act_mask_range(void *arg, int64_t b, int64_t e) {
     apply_act(m->a + b, e - b, m->act);
     if (!m->logit) return;
     for (int64_t k = b; k < e; k++) {
-        if (!predicted_active(m->p, m->logit + (k / m->n_ff) * m->n_ff, k % m->n_ff)) m->a[k] = 0.0f;
+        int64_t t = k / m->n_ff;
+        if (m->trusted[t] && !predicted_active(m->p, m->logit + t * m->n_ff, k % m->n_ff)) m->a[k] = 0.0f;
     }
 }
 
@@ -120,9 +136,13 @@ static void ffn_masked(clv_context *ctx, int64_t il, float *dst, const float *x,
     int64_t n_ff = up->ne[1], n_embd = gate->ne[0];
     clv_op_matmul(ctx, s->ffn_a, gate, NULL, x, n_tokens);
     clv_op_matmul(ctx, s->ffn_b, up, NULL, x, n_tokens);
-    if (sl->predictor) predict(ctx, sl->predictor, x, n_tokens);
-    mask_args m = {s->ffn_a, s->ffn_b, sl->predictor ? ctx->sparse->pred_logit : NULL, sl->predictor, s->ffn_b,
-                   n_ff, sl->keep, sl->threshold, act};
+    if (sl->predictor) {
+        predict(ctx, sl->predictor, x, n_tokens);
+        for (int64_t t = 0; t < n_tokens; t++)
+            ctx->sparse->pred_trusted[t] = predictor_trusted(sl->predictor, x + t * n_embd, n_embd);
+    }
+    mask_args m = {s->ffn_a, s->ffn_b, sl->predictor ? ctx->sparse->pred_logit : NULL, ctx->sparse->pred_trusted,
+                   sl->predictor, s->ffn_b, n_ff, sl->keep, sl->threshold, act};
     clv_cpu_parallel_for(ctx, n_tokens * n_ff, 2048, 20, act_mask_range, &m);
     clv_cpu_parallel_for(ctx, n_tokens * n_ff, 2048, 2, mul_range, &m);
     const clv_ffn_observer *obs = ctx->params.observer;
@@ -217,7 +237,7 @@ static void ffn_decode(clv_context *ctx, int64_t il, float *dst, const float *x,
 
     /* Candidates: what the predictor lets through, or every neuron. */
     int64_t n_cand = 0;
-    if (sl->predictor) {
+    if (sl->predictor && predictor_trusted(sl->predictor, x, n_embd)) {
         predict(ctx, sl->predictor, x, 1);
         for (int64_t i = 0; i < n_ff; i++) {
             if (predicted_active(sl->predictor, sp->pred_logit, i)) sp->cand[n_cand++] = (int32_t)i;

@@ -102,11 +102,13 @@ static clv_profile *planted_profile(const planted *pl, int64_t n) {
 }
 
 static bool layers_equal(const clv_predictor_layer *a, const clv_predictor_layer *b, int64_t d) {
-    (void)d;
     if (a->rank != b->rank || a->n_ff != b->n_ff) return false;
     if (a->rank == 0) return true;
     if (a->w1.type != b->w1.type || a->w2.type != b->w2.type || a->w1.bytes != b->w1.bytes ||
         a->w2.bytes != b->w2.bytes)
+        return false;
+    if (a->z_limit != b->z_limit || memcmp(a->x_mean, b->x_mean, (size_t)d * sizeof(float)) ||
+        memcmp(a->x_inv_sd, b->x_inv_sd, (size_t)d * sizeof(float)))
         return false;
     return !memcmp(a->w1.data, b->w1.data, a->w1.bytes) && !memcmp(a->w2.data, b->w2.data, a->w2.bytes) &&
            !memcmp(a->b1, b->b1, (size_t)a->rank * sizeof(float)) &&
@@ -317,6 +319,10 @@ static void test_training(void) {
     if (!s) return;
     CHECK_EQ_INT(calls, 2 * (tp.epochs + 1));
     CHECK(s->layers[0].rank == 32 && s->layers[1].rank == 0 && s->layers[2].rank == 32);
+    /* the guard: a limit above every sample's largest z-score (inputs are 3 z + 1 here, so about 4 sd) */
+    CHECK_MSG(s->layers[0].z_limit > 3.0f && s->layers[0].z_limit < 10.0f && s->predictors[0].z_limit == s->layers[0].z_limit &&
+                  s->predictors[0].x_mean == s->layers[0].x_mean,
+              "z_limit %g", (double)s->layers[0].z_limit);
     /* by default Q8_0, as n_embd and the rank are whole blocks */
     CHECK(s->layers[0].w1.type == CLV_TYPE_Q8_0 && s->layers[2].w2.type == CLV_TYPE_Q8_0);
     CHECK(s->thresholds[0] == 0.25f && s->thresholds[1] < 0 && s->thresholds[2] == 0.5f);

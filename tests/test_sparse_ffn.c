@@ -424,7 +424,7 @@ static rand_predictor *make_predictor(const clv_model *m, int64_t rank, float bi
         r->b2[il] = malloc((size_t)n_ff * sizeof(float));
         for (int64_t i = 0; i < rank; i++) r->b1[il][i] = 0.1f * rng_uniform();
         for (int64_t i = 0; i < n_ff; i++) r->b2[il][i] = bias2 + 0.1f * rng_uniform();
-        r->p[il] = (clv_neuron_predictor){r->w1 + il, r->b1[il], r->w2 + il, r->b2[il], 0.0f};
+        r->p[il] = (clv_neuron_predictor){.w1 = r->w1 + il, .b1 = r->b1[il], .w2 = r->w2 + il, .b2 = r->b2[il]};
     }
     return r;
 }
@@ -681,6 +681,54 @@ static void check_real_model(void) {
 
 /* --- (h) -------------------------------------------------------------------------------------- */
 
+/* Logits of the prompt under sp, as one batch and token by token. */
+static void run_both(clv_model *m, const clv_ffn_sparsity *sp, float **batch, float **single) {
+    clv_context *ctx = make_ctx(m, sp, NULL, n_prompt);
+    *batch = ctx ? run(ctx, prompt, n_prompt, false) : NULL;
+    *single = ctx ? run(ctx, prompt, n_prompt, true) : NULL;
+    clv_context_free(ctx);
+}
+
+static bool same_logits(const float *a, const float *b, const clv_model *m) {
+    return a && b && !memcmp(a, b, sizeof(float) * (size_t)(n_prompt * m->hp.n_vocab));
+}
+
+/* The predictor's out-of-distribution guard: a z-score limit no input meets
+ * leaves every neuron a candidate, which is exactly top-k without a
+ * predictor; a limit every input meets is exactly the predictor without a
+ * guard. In batches and in decode. */
+static void check_guard(clv_model *m, const char *name, const float *thr, const float *keep) {
+    int64_t n_embd = m->hp.n_embd;
+    rand_predictor *rp = make_predictor(m, 16, 0.0f); /* lets about half through */
+    float *mean = calloc((size_t)n_embd, sizeof(float)), *inv_sd = malloc((size_t)n_embd * sizeof(float));
+    for (int64_t i = 0; i < n_embd; i++) inv_sd[i] = 1.0f;
+    clv_ffn_sparsity plain = {.threshold = thr, .keep = keep};
+    clv_ffn_sparsity with = {.threshold = thr, .keep = keep, .predictor = rp->p};
+    float *want_b, *want_s, *got_b, *got_s;
+    run_both(m, &plain, &want_b, &want_s);
+    for (int64_t il = 0; il < m->hp.n_layer; il++) {
+        rp->p[il].x_mean = mean, rp->p[il].x_inv_sd = inv_sd, rp->p[il].z_limit = 1e-30f;
+    }
+    run_both(m, &with, &got_b, &got_s);
+    CHECK_MSG(same_logits(got_b, want_b, m) && same_logits(got_s, want_s, m),
+              "%s: an untrusted predictor changes the result of top-k", name);
+    free(got_b), free(got_s), free(want_b), free(want_s);
+    for (int64_t il = 0; il < m->hp.n_layer; il++) rp->p[il].z_limit = 0.0f;
+    run_both(m, &with, &want_b, &want_s);
+    for (int64_t il = 0; il < m->hp.n_layer; il++) rp->p[il].z_limit = 1e30f;
+    run_both(m, &with, &got_b, &got_s);
+    CHECK_MSG(same_logits(got_b, want_b, m) && same_logits(got_s, want_s, m),
+              "%s: a predictor every input passes the guard of differs from one without a guard", name);
+    /* and the predictor does change something here, so the first check could fail */
+    float *top_b, *top_s;
+    run_both(m, &plain, &top_b, &top_s);
+    CHECK_MSG(!same_logits(got_b, top_b, m), "%s: the predictor selects nothing", name);
+    printf("    guard: untrusted = plain top-k, always trusted = no guard\n");
+    free(got_b), free(got_s), free(want_b), free(want_s), free(top_b), free(top_s);
+    free(mean), free(inv_sd);
+    free_predictor(m, rp);
+}
+
 static void check_top_k(const char *name) {
     clv_model *m = load(name);
     if (!m) return;
@@ -695,6 +743,7 @@ static void check_top_k(const char *name) {
         check_layers(m, name, thr, keep, rp->p, prompt, n_prompt);
         free_predictor(m, rp);
     }
+    check_guard(m, name, thr, keep);
     keep[0] = 0.0f;
     clv_ffn_sparsity sp = {.threshold = thr, .keep = keep};
     expect_refused(m, &sp, "keep 0", "keep share");

@@ -120,8 +120,8 @@ static void make_predictors(const clv_model *m, calib *c, predictors *pr) {
                 logits[t * n_ff + j] = (float)s;
             }
         }
-        pr->p[il] = (clv_neuron_predictor){&pr->w1[il], NULL, &pr->w2[il], NULL,
-                                           quantile(logits, n_tok * n_ff, 0.4)};
+        pr->p[il] = (clv_neuron_predictor){.w1 = &pr->w1[il], .w2 = &pr->w2[il],
+                                           .logit_threshold = quantile(logits, n_tok * n_ff, 0.4)};
         free(logits);
     }
 }
