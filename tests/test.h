@@ -71,16 +71,6 @@ static inline const char *test_fixtures_dir(void) {
     return path;
 #else
     return NULL;
-/* Where scripts/get-model.sh caches `file`: ${XDG_CACHE_HOME:-$HOME/.cache}/cleave/models,
- * or $CLEAVE_MODEL_DIR when set. */
-static inline void test_model_path(const char *file, char *out, size_t cap) {
-    const char *dir = getenv("CLEAVE_MODEL_DIR");
-    const char *cache = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-    if (dir && *dir) snprintf(out, cap, "%.2000s/%s", dir, file);
-    else if (cache && *cache) snprintf(out, cap, "%.2000s/cleave/models/%s", cache, file);
-    else snprintf(out, cap, "%.2000s/.cache/cleave/models/%s", home ? home : ".", file);
-}
-
 #endif
 }
 
