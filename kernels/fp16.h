@@ -67,8 +67,8 @@ CLV_HD static inline clv_fp16 clv_fp32_to_fp16(float f) {
     uint32_t shift = 126u - e; /* 14..24 */
     uint32_t q = m >> shift;
     uint32_t rem = m & ((1u << shift) - 1u);
-    uint32_t half = 1u << (shift - 1u);
-    if (rem > half || (rem == half && (q & 1u))) q++; /* 0x400 is the smallest normal: fine */
+    uint32_t halfway = 1u << (shift - 1u);
+    if (rem > halfway || (rem == halfway && (q & 1u))) q++; /* 0x400 is the smallest normal: fine */
     return (clv_fp16)(sign | q);
 }
 

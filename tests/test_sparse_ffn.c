@@ -361,6 +361,9 @@ static void check_layers(clv_model *m, const char *name, const float *thr, const
     int64_t mismatches = 0, total = 0;
     if (dense && sparse) {
         free(run(dense, tokens, n, false));
+        /* the FFN calls below stand for tokens after the first (at position 0
+         * the predictor is never used) */
+        sparse->s.pos[0] = 1, sparse->s.pos[1] = 2;
         for (int64_t il = 0; il < L; il++) {
             const clv_layer *l = &m->layers[il];
             c.il = il;
@@ -723,6 +726,10 @@ static void check_guard(clv_model *m, const char *name, const float *thr, const 
     float *top_b, *top_s;
     run_both(m, &plain, &top_b, &top_s);
     CHECK_MSG(!same_logits(got_b, top_b, m), "%s: the predictor selects nothing", name);
+    /* position 0 never uses the predictor: its logits are top-k's */
+    size_t row = sizeof(float) * (size_t)m->hp.n_vocab;
+    CHECK_MSG(got_b && top_b && !memcmp(got_b, top_b, row) && got_s && top_s && !memcmp(got_s, top_s, row),
+              "%s: the predictor was used at position 0", name);
     printf("    guard: untrusted = plain top-k, always trusted = no guard\n");
     free(got_b), free(got_s), free(want_b), free(want_s), free(top_b), free(top_s);
     free(mean), free(inv_sd);
