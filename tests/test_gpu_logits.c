@@ -5,9 +5,10 @@
  *
  * The CPU runs in reference mode (float activations, weights decoded by the
  * scalar reference), which is what the GPU kernels compute too, so the two
- * differ only by the order of float sums: each position is held to 1e-4
- * relative (max |diff| / max |cpu logit|), the bound test_arch_logits holds
- * the CPU to against transformers; the argmax must agree everywhere. The
+ * differ only by the order of float sums: with an F32 KV cache each
+ * position is held to 1e-4 relative (max |diff| / max |cpu logit|), the
+ * bound test_arch_logits holds the CPU to against transformers; with an F16
+ * cache to 1e-3 (below); the argmax must agree everywhere. The
  * GPU's distance to transformers' logits is printed as well.
  * Also: what the GPU backend does not run is refused at creation.
  * Skips without a CUDA device. */
@@ -113,8 +114,14 @@ static void check_file(const char *fixture, const char *gguf, const char *logits
                 }
                 top1 += argmax(gpu + t * n_vocab, n_vocab) == argmax(cpu + t * n_vocab, n_vocab);
             }
-            CHECK_MSG(worst <= 1e-4, "%s (%s, %s KV, %s): GPU vs CPU rel error %.3g > 1e-4", fixture, gguf,
-                      clv_type_name(kv_types[kt]), how, worst);
+            /* F32 KV: the two differ only by float summation order. F16 KV:
+             * K and V are rounded to 11 bits after products that differ in the
+             * last float bits, so an element now and then lands one f16 step
+             * (1e-3 relative) apart and attention carries that on; the CPU is
+             * as far from transformers (1e-3) for the same reason. */
+            double bound = kv_types[kt] == CLV_TYPE_F32 ? 1e-4 : 1e-3;
+            CHECK_MSG(worst <= bound, "%s (%s, %s KV, %s): GPU vs CPU rel error %.3g > %g", fixture, gguf,
+                      clv_type_name(kv_types[kt]), how, worst, bound);
             CHECK_MSG(top1 == n_tok, "%s (%s, %s KV, %s): argmax agrees at %lld of %lld positions", fixture, gguf,
                       clv_type_name(kv_types[kt]), how, (long long)top1, (long long)n_tok);
             printf("%-18s %-28s %s KV %-10s: GPU vs CPU %.2e, vs transformers %.2e, top-1 %lld/%lld\n", fixture,

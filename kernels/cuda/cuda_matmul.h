@@ -1,0 +1,88 @@
+/* GPU matrix product for prompt processing (prefill), callable from C:
+ * Y[t][r] = sum_i W[r][i] * X[t][i] for n_tokens float activations and a
+ * GGUF weight of any type the scalar reference decodes, on tensor cores.
+ *
+ * Method: X is rounded once per call to bfloat16; W is decoded a panel of
+ * rows at a time into bfloat16 (decode.cuh's decoders, then one rounding);
+ * cuBLAS multiplies each panel with FP32 accumulation and FP32 output.
+ *
+ * Why bfloat16 and not fp16: bf16 has fp32's exponent range, so no weight
+ * or activation can overflow. fp16 stops at 65504, and real inputs pass it:
+ * MXFP4 scales reach 2^127, F32/BF16 weights may hold anything, and the FFN
+ * down-projection input of some models (Gemma's, trained in bf16) exceeds
+ * it; an overflow is an inf that poisons the whole output row silently.
+ * fp16's extra three mantissa bits (unit roundoff 2^-11 against 2^-8) buy
+ * little here: the weights are already 2-8-bit quantized (Q4_K's own error
+ * is ~2^-5 of a weight), and int8 activation paths (the CPU engine's batch
+ * kernels among them) round X more coarsely than bf16 does. Both run at the
+ * same tensor-core rate.
+ * Worst-case error per output: (2u + u^2) * sum_i |W[r][i] X[t][i]| for the
+ * two roundings (u = 2^-8) plus fp32 accumulation; tests/test_cuda_matmul.c
+ * checks that bound for every type against a float64 CPU reference.
+ *
+ * Small batches: below about 8 tokens the decode kernel (clv_cuda_matvec,
+ * once per token) reads the weights fewer times than decoding a bf16 copy
+ * costs; callers should pick it there. This op is correct for any n_tokens.
+ *
+ * Nothing is allocated per call: cuBLAS's own scratch, the bf16 copy of X
+ * and the weight panel all live in one caller-provided workspace. */
+#ifndef CLV_CUDA_MATMUL_H
+#define CLV_CUDA_MATMUL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A cuBLAS handle bound to one stream. Create once, use from one host
+ * thread at a time (cuBLAS handles are not thread-safe), free at the end. */
+typedef struct clv_cuda_matmul_handle clv_cuda_matmul_handle;
+
+/* stream: a cudaStream_t (NULL: the default stream); every product through
+ * the handle runs asynchronously on it. cublasCreate itself takes some
+ * device memory for its state (outside the workspace, once). CLV_ERR_DEVICE
+ * when cuBLAS cannot start (no device, out of memory), CLV_ERR_NOMEM for the
+ * host struct. */
+clv_status clv_cuda_matmul_create(void *stream, clv_cuda_matmul_handle **out);
+
+/* Waits for nothing; the caller makes sure no product through h is still
+ * running (cuBLAS frees the handle's resources). NULL is allowed. */
+void clv_cuda_matmul_free(clv_cuda_matmul_handle *h);
+
+/* Bytes of workspace for products of n_rows x n_in weights with n_tokens
+ * activations at full speed: cuBLAS's scratch (32 MiB, what NVIDIA
+ * recommends for Hopper), the bf16 copy of X, and one weight panel of
+ * min(n_rows, max(8192 rows, 64 MiB of bf16 rows)) rows. 8192 rows keep
+ * every SM of a large GPU busy in each GEMM (8192 rows x 512 tokens is 256
+ * tiles of 128 x 128); the cap keeps vocabulary-sized matrices (150k rows)
+ * from asking for a bf16 copy of the whole matrix. A smaller workspace only means
+ * more, smaller panels: the least that works is the size returned for
+ * n_rows = 8 (panels are whole multiples of 8 rows). 0 when the arguments
+ * are out of range (n_in, n_tokens < 1, n_rows < 0, overflow). */
+size_t clv_cuda_matmul_workspace_bytes(int64_t n_in, int64_t n_rows, int64_t n_tokens);
+
+/* Y[t * ldy + r] = sum_i W[r][i] * X[t * ldx + i] for t < n_tokens,
+ * r < n_rows. W (device) has n_rows rows of n_in elements of `type`,
+ * row_bytes apart, any alignment; x_dev (ldx >= n_in) and y_dev
+ * (ldy >= n_rows; columns past n_rows are not touched) are device floats;
+ * workspace_dev is device memory of workspace_bytes, 256-byte aligned (as
+ * cudaMalloc returns it), not shared with another product in flight.
+ * Runs asynchronously on the handle's stream.
+ * CLV_ERR_UNSUPPORTED for a type without a decoder; CLV_ERR_ARG for n_in
+ * not a multiple of the block size, rows shorter than their elements,
+ * strides below the widths, a NULL or misaligned pointer, or a workspace
+ * smaller than clv_cuda_matmul_workspace_bytes(n_in, min(n_rows, 8),
+ * n_tokens); CLV_ERR_DEVICE when a launch or cuBLAS fails. */
+clv_status clv_cuda_matmul(clv_cuda_matmul_handle *h, int32_t type, const void *w_dev, size_t row_bytes,
+                           int64_t n_in, int64_t n_rows, const float *x_dev, int64_t ldx, int64_t n_tokens,
+                           float *y_dev, int64_t ldy, void *workspace_dev, size_t workspace_bytes);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,374 @@
+/* GPU prefill matrix product (kernels/cuda/cuda_matmul.h) against the CPU,
+ * for every type the GPU decodes and several shapes (8, 33 and 512 tokens;
+ * 256 to 4096 inputs; 77 to 4097 rows, odd strides and unaligned rows).
+ * Weights come from the CPU quantizer on small matrices and from random
+ * valid blocks (every quant bit pattern) on large ones; X is uniform with
+ * one token scaled past fp16's range (2.6e5) to show bf16 does not overflow.
+ * The reference decodes W with the scalar dequantizer and sums in float64.
+ *
+ * Bounds, normalized per output by S = sum_i |W[r][i] X[t][i]|:
+ *   exact reference   |gpu - ref| <= (2u + u^2) S + 1e-4 (1 + u)^2 S,
+ *                     u = 2^-8: W and X are each rounded once to bf16
+ *                     (relative error <= u per operand, so <= 2u + u^2 per
+ *                     product, in the worst case all of the same sign), and
+ *                     the products are summed in fp32 (next line).
+ *   rounded reference |gpu - ref16| <= 1e-4 S16, where ref16 and S16 use the
+ *                     bf16-rounded W and X (rounded on the CPU with fp16.h,
+ *                     nearest-even like the GPU): only fp32 accumulation
+ *                     differs. Its errors are a random walk, ~sqrt(n) 2^-24
+ *                     of the partial sums (4e-6 at n = 4096; the all-aligned
+ *                     worst case n 2^-24 never happens); 1e-4 is 25x that and
+ *                     still below one term's average share 1/n of S at
+ *                     n = 4096, so a lost or misplaced element fails.
+ * Large cases check a sample of outputs (every 16th token and the last, all
+ * tokens of every 64th row and the last) to keep the float64 reference fast.
+ * Also: a small workspace (many panels) gives the same result within the
+ * bound, columns past n_rows of a wide Y are not written, and bad arguments
+ * are refused. Prints, not asserts, TFLOP/s of 4096 x 4096 Q4_K x 512
+ * tokens. Skips without a CUDA device. */
+#include <cuda_runtime_api.h>
+
+#include "cuda_matmul.h"
+#include "dequantize.h"
+#include "fp16.h"
+#include "quantize.h"
+#include "status.h"
+#include "test.h"
+#include "types.h"
+
+#include "random_blocks.h"
+
+#define CUDA_OK(call) CHECK_MSG((call) == cudaSuccess, "%s: %s", #call, cudaGetErrorString(cudaGetLastError()))
+
+#define BF16_U (1.0 / 256.0) /* unit roundoff of bf16 (8 significant bits) */
+#define ACCUM_BOUND 1e-4
+#define Y_SENTINEL 0xffffffffu /* a NaN: cuBLAS must neither read it (beta = 0) nor write past n_rows */
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+
+static float frand(void) {
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    return (float)((rng >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
+}
+
+static float round_bf16(float v) { return clv_bf16_to_fp32(clv_fp32_to_bf16(v)); }
+
+static clv_cuda_matmul_handle *blas;
+
+typedef struct matmul_case {
+    int32_t type;
+    int64_t n_tokens, n_in, n_rows;
+    size_t pad;     /* bytes between weight rows (6: rows at odd addresses) */
+    int64_t x_pad;  /* ldx - n_in */
+    int64_t y_pad;  /* ldy - n_rows */
+    int64_t small_panel_rows; /* > 0: also run with a workspace for panels of this many rows */
+} matmul_case;
+
+/* Host-side data of one case and its float64 reference. */
+typedef struct host_case {
+    uint64_t stride;
+    uint8_t *w;
+    float *dec, *dec16; /* n_rows x n_in: W decoded, and rounded to bf16 */
+    float *x, *x16;     /* n_tokens x ldx */
+} host_case;
+
+static bool is_plain(int32_t type) {
+    return type == CLV_TYPE_F32 || type == CLV_TYPE_F16 || type == CLV_TYPE_BF16;
+}
+
+static void make_weights(const matmul_case *c, host_case *h) {
+    uint64_t row_bytes = 0;
+    CHECK(clv_type_bytes(c->type, c->n_in, &row_bytes));
+    h->stride = row_bytes + c->pad;
+    h->w = calloc((size_t)c->n_rows, (size_t)h->stride);
+    h->dec = malloc(sizeof(float) * (size_t)(c->n_rows * c->n_in));
+    h->dec16 = malloc(sizeof(float) * (size_t)(c->n_rows * c->n_in));
+    float *src = malloc(sizeof(float) * (size_t)c->n_in);
+    /* The quantizer searches scales and is slow: small matrices only. */
+    bool quantize = clv_type_can_quantize(c->type) && (is_plain(c->type) || c->n_rows * c->n_in <= (1 << 20));
+    const clv_type_info *info = clv_type_get(c->type);
+    for (int64_t r = 0; r < c->n_rows; r++) {
+        uint8_t *row = h->w + (size_t)r * h->stride;
+        if (quantize) {
+            for (int64_t i = 0; i < c->n_in; i++) src[i] = frand() * (1.0f + (float)(r % 7));
+            CHECK_STATUS(clv_quantize_row(c->type, src, row, c->n_in), CLV_OK);
+        } else {
+            random_blocks(c->type, row, (size_t)(c->n_in / info->block_elems), (size_t)info->block_bytes);
+        }
+        float *d = h->dec + r * c->n_in;
+        CHECK_STATUS(clv_dequantize_row(c->type, row, d, c->n_in), CLV_OK);
+        for (int64_t i = 0; i < c->n_in; i++) h->dec16[r * c->n_in + i] = round_bf16(d[i]);
+    }
+    free(src);
+}
+
+static void make_x(const matmul_case *c, host_case *h) {
+    int64_t ldx = c->n_in + c->x_pad;
+    h->x = malloc(sizeof(float) * (size_t)(c->n_tokens * ldx));
+    h->x16 = malloc(sizeof(float) * (size_t)(c->n_tokens * ldx));
+    for (int64_t t = 0; t < c->n_tokens; t++) {
+        float scale = t == 1 ? 262144.0f : 1.0f + (float)(t % 5);
+        for (int64_t i = 0; i < ldx; i++) {
+            float v = i < c->n_in ? frand() * scale : 1e30f; /* padding: poison that must not be read */
+            h->x[t * ldx + i] = v;
+            h->x16[t * ldx + i] = round_bf16(v);
+        }
+    }
+}
+
+static void free_host(host_case *h) {
+    free(h->w), free(h->dec), free(h->dec16), free(h->x), free(h->x16);
+}
+
+static bool checked(const matmul_case *c, int64_t t, int64_t r) {
+    if (c->n_tokens * c->n_rows * c->n_in <= ((int64_t)1 << 28)) return true;
+    return t % 16 == 0 || t == c->n_tokens - 1 || r % 64 == 0 || r == c->n_rows - 1;
+}
+
+/* Compares y (n_tokens x ldy) with the references; returns the worst
+ * normalized errors through worst_exact / worst_rounded. */
+static void compare(const matmul_case *c, const host_case *h, const float *y, const char *what, double *worst_exact,
+                    double *worst_rounded) {
+    int64_t ldx = c->n_in + c->x_pad, ldy = c->n_rows + c->y_pad;
+    const double bound_exact = 2 * BF16_U + BF16_U * BF16_U + ACCUM_BOUND * (1 + BF16_U) * (1 + BF16_U);
+    double we = 0, wr = 0;
+    int reported = 0;
+    for (int64_t t = 0; t < c->n_tokens; t++) {
+        const float *xt = h->x + t * ldx, *xt16 = h->x16 + t * ldx;
+        for (int64_t r = 0; r < c->n_rows; r++) {
+            if (!checked(c, t, r)) continue;
+            const float *wr_ = h->dec + r * c->n_in, *wr16 = h->dec16 + r * c->n_in;
+            double ref = 0, mag = 0, ref16 = 0, mag16 = 0;
+            for (int64_t i = 0; i < c->n_in; i++) {
+                double p = (double)wr_[i] * xt[i], p16 = (double)wr16[i] * xt16[i];
+                ref += p, mag += fabs(p), ref16 += p16, mag16 += fabs(p16);
+            }
+            double got = y[t * ldy + r];
+            double e = fabs(got - ref) / (mag > 0 ? mag : 1), e16 = fabs(got - ref16) / (mag16 > 0 ? mag16 : 1);
+            if (!(e <= we)) we = e;
+            if (!(e16 <= wr)) wr = e16;
+            if ((!(e <= bound_exact) || !(e16 <= ACCUM_BOUND)) && reported++ < 3) {
+                fprintf(stderr, "%s %s: token %lld row %lld: got %.9g, want %.9g (bf16 inputs: %.9g), sum |w x| %.3g\n",
+                        clv_type_name(c->type), what, (long long)t, (long long)r, got, ref, ref16, mag);
+            }
+        }
+    }
+    for (int64_t t = 0; t < c->n_tokens; t++) { /* columns past n_rows untouched */
+        for (int64_t r = c->n_rows; r < ldy; r++) {
+            uint32_t bits = clv_fp32_bits(y[t * ldy + r]);
+            if (bits != Y_SENTINEL && reported++ < 3) {
+                fprintf(stderr, "%s %s: token %lld column %lld past n_rows was written\n", clv_type_name(c->type),
+                        what, (long long)t, (long long)r);
+            }
+            CHECK(bits == Y_SENTINEL);
+        }
+    }
+    CHECK_MSG(we <= bound_exact, "%s %s %lld x %lld x %lld tokens: error %.3g of sum |w x| > %.3g",
+              clv_type_name(c->type), what, (long long)c->n_rows, (long long)c->n_in, (long long)c->n_tokens, we,
+              bound_exact);
+    CHECK_MSG(wr <= ACCUM_BOUND, "%s %s %lld x %lld x %lld tokens: error %.3g against bf16 inputs > %.3g",
+              clv_type_name(c->type), what, (long long)c->n_rows, (long long)c->n_in, (long long)c->n_tokens, wr,
+              ACCUM_BOUND);
+    *worst_exact = we;
+    *worst_rounded = wr;
+}
+
+/* Runs the product with a workspace for panels of panel_rows rows (0: the
+ * full size) and returns y on the host (n_tokens x ldy). */
+static float *run_gpu(const matmul_case *c, const host_case *h, int64_t panel_rows) {
+    int64_t ldx = c->n_in + c->x_pad, ldy = c->n_rows + c->y_pad;
+    size_t w_bytes = (size_t)(c->n_rows * (int64_t)h->stride);
+    size_t x_bytes = sizeof(float) * (size_t)(c->n_tokens * ldx), y_bytes = sizeof(float) * (size_t)(c->n_tokens * ldy);
+    size_t ws_bytes = clv_cuda_matmul_workspace_bytes(c->n_in, panel_rows > 0 ? panel_rows : c->n_rows, c->n_tokens);
+    CHECK(ws_bytes > 0);
+    float *y = malloc(y_bytes);
+    void *w_dev = NULL, *ws_dev = NULL;
+    float *x_dev = NULL, *y_dev = NULL;
+    CUDA_OK(cudaMalloc(&w_dev, w_bytes));
+    CUDA_OK(cudaMalloc((void **)&x_dev, x_bytes));
+    CUDA_OK(cudaMalloc((void **)&y_dev, y_bytes));
+    CUDA_OK(cudaMalloc(&ws_dev, ws_bytes));
+    CUDA_OK(cudaMemcpy(w_dev, h->w, w_bytes, cudaMemcpyHostToDevice));
+    CUDA_OK(cudaMemcpy(x_dev, h->x, x_bytes, cudaMemcpyHostToDevice));
+    CUDA_OK(cudaMemset(y_dev, 0xff, y_bytes)); /* Y_SENTINEL everywhere */
+    CHECK_STATUS(clv_cuda_matmul(blas, c->type, w_dev, (size_t)h->stride, c->n_in, c->n_rows, x_dev, ldx,
+                                 c->n_tokens, y_dev, ldy, ws_dev, ws_bytes),
+                 CLV_OK);
+    if (panel_rows > 0) { /* one byte less than a panel of 8 rows needs is refused */
+        size_t least = clv_cuda_matmul_workspace_bytes(c->n_in, 8, c->n_tokens);
+        CHECK_STATUS(clv_cuda_matmul(blas, c->type, w_dev, (size_t)h->stride, c->n_in, c->n_rows, x_dev, ldx,
+                                     c->n_tokens, y_dev, ldy, ws_dev, least - 1),
+                     CLV_ERR_ARG);
+    }
+    CUDA_OK(cudaMemcpy(y, y_dev, y_bytes, cudaMemcpyDeviceToHost));
+    cudaFree(w_dev), cudaFree(x_dev), cudaFree(y_dev), cudaFree(ws_dev);
+    return y;
+}
+
+static void check_case(const matmul_case *c) {
+    host_case h = {0};
+    make_weights(c, &h);
+    make_x(c, &h);
+    float *y = run_gpu(c, &h, 0);
+    double we = 0, wr = 0;
+    compare(c, &h, y, "full", &we, &wr);
+    printf("%-7s %5lld x %5lld x %4lld tokens (+%zu, ldx +%lld, ldy +%lld): error %.2e of sum |w x|, %.2e vs bf16 "
+           "inputs\n",
+           clv_type_name(c->type), (long long)c->n_rows, (long long)c->n_in, (long long)c->n_tokens, c->pad,
+           (long long)c->x_pad, (long long)c->y_pad, we, wr);
+    if (c->small_panel_rows > 0) {
+        float *ys = run_gpu(c, &h, c->small_panel_rows);
+        double se = 0, sr = 0;
+        compare(c, &h, ys, "small workspace", &se, &sr);
+        int64_t ldy = c->n_rows + c->y_pad;
+        int64_t same = 0, total = c->n_tokens * c->n_rows;
+        for (int64_t t = 0; t < c->n_tokens; t++) {
+            for (int64_t r = 0; r < c->n_rows; r++) same += clv_fp32_bits(ys[t * ldy + r]) == clv_fp32_bits(y[t * ldy + r]);
+        }
+        printf("        panels of %lld rows: error %.2e, %.2e; %lld of %lld outputs bit-identical to one panel\n",
+               (long long)c->small_panel_rows, se, sr, (long long)same, (long long)total);
+        free(ys);
+    }
+    free(y);
+    free_host(&h);
+}
+
+static void bad_arguments(void) {
+    const int64_t n_in = 256, n_rows = 16, n_tokens = 8;
+    uint64_t row_bytes = 0;
+    clv_type_bytes(CLV_TYPE_Q4_K, n_in, &row_bytes);
+    size_t ws_bytes = clv_cuda_matmul_workspace_bytes(n_in, n_rows, n_tokens);
+    void *w = NULL, *ws = NULL;
+    float *x = NULL, *y = NULL;
+    CUDA_OK(cudaMalloc(&w, (size_t)row_bytes * n_rows));
+    CUDA_OK(cudaMalloc((void **)&x, sizeof(float) * n_in * n_tokens));
+    CUDA_OK(cudaMalloc((void **)&y, sizeof(float) * n_rows * n_tokens));
+    CUDA_OK(cudaMalloc(&ws, ws_bytes + 256));
+    size_t rb = (size_t)row_bytes;
+    int32_t q4k = CLV_TYPE_Q4_K;
+    CUDA_OK(cudaMemset(w, 0, (size_t)row_bytes * n_rows));
+    CUDA_OK(cudaMemset(x, 0, sizeof(float) * n_in * n_tokens));
+    /* The good call first, so that the refusals below are about one argument each. */
+    CHECK_STATUS(clv_cuda_matmul(blas, q4k, w, rb, n_in, n_rows, x, n_in, n_tokens, y, n_rows, ws, ws_bytes), CLV_OK);
+    CHECK_STATUS(clv_cuda_matmul(blas, q4k, w, rb, n_in, 0, x, n_in, n_tokens, y, n_rows, ws, ws_bytes), CLV_OK);
+    CHECK_STATUS(clv_cuda_matmul(blas, CLV_TYPE_IQ2_XXS, w, rb, n_in, n_rows, x, n_in, n_tokens, y, n_rows, ws,
+                                 ws_bytes),
+                 CLV_ERR_UNSUPPORTED);
+    CHECK_STATUS(clv_cuda_matmul(NULL, q4k, w, rb, n_in, n_rows, x, n_in, n_tokens, y, n_rows, ws, ws_bytes),
+                 CLV_ERR_ARG);
+    CHECK_STATUS(clv_cuda_matmul(blas, q4k, w, rb, 100, n_rows, x, n_in, n_tokens, y, n_rows, ws, ws_bytes),
+                 CLV_ERR_ARG); /* not whole blocks */
+    CHECK_STATUS(clv_cuda_matmul(blas, q4k, w, rb - 1, n_in, n_rows, x, n_in, n_tokens, y, n_rows, ws, ws_bytes),
+                 CLV_ERR_ARG); /* rows shorter than their blocks */
+    CHECK_STATUS(clv_cuda_matmul(blas, q4k, w, rb, 0, n_rows, x, n_in, n_tokens, y, n_rows, ws, ws_bytes),
+                 CLV_ERR_ARG);
+    CHECK_STATUS(clv_cuda_matmul(blas, q4k, w, rb, n_in, -1, x, n_in, n_tokens, y, n_rows, ws, ws_bytes),
+                 CLV_ERR_ARG);
+    CHECK_STATUS(clv_cuda_matmul(blas, q4k, w, rb, n_in, n_rows, x, n_in, 0, y, n_rows, ws, ws_bytes), CLV_ERR_ARG);
+    CHECK_STATUS(clv_cuda_matmul(blas, q4k, w, rb, n_in, n_rows, x, n_in - 1, n_tokens, y, n_rows, ws, ws_bytes),
+                 CLV_ERR_ARG); /* ldx < n_in */
+    CHECK_STATUS(clv_cuda_matmul(blas, q4k, w, rb, n_in, n_rows, x, n_in, n_tokens, y, n_rows - 1, ws, ws_bytes),
+                 CLV_ERR_ARG); /* ldy < n_rows */
+    CHECK_STATUS(clv_cuda_matmul(blas, q4k, NULL, rb, n_in, n_rows, x, n_in, n_tokens, y, n_rows, ws, ws_bytes),
+                 CLV_ERR_ARG);
+    CHECK_STATUS(clv_cuda_matmul(blas, q4k, w, rb, n_in, n_rows, NULL, n_in, n_tokens, y, n_rows, ws, ws_bytes),
+                 CLV_ERR_ARG);
+    CHECK_STATUS(clv_cuda_matmul(blas, q4k, w, rb, n_in, n_rows, x, n_in, n_tokens, NULL, n_rows, ws, ws_bytes),
+                 CLV_ERR_ARG);
+    CHECK_STATUS(clv_cuda_matmul(blas, q4k, w, rb, n_in, n_rows, x, n_in, n_tokens, y, n_rows, NULL, ws_bytes),
+                 CLV_ERR_ARG);
+    CHECK_STATUS(clv_cuda_matmul(blas, q4k, w, rb, n_in, n_rows, x, n_in, n_tokens, y, n_rows, (char *)ws + 16,
+                                 ws_bytes),
+                 CLV_ERR_ARG); /* workspace not 256-byte aligned */
+    CHECK_STATUS(clv_cuda_matmul(blas, q4k, w, rb, n_in, n_rows, x, n_in, n_tokens, y, n_rows, ws,
+                                 clv_cuda_matmul_workspace_bytes(n_in, 8, n_tokens) - 1),
+                 CLV_ERR_ARG);
+    CHECK_STATUS(clv_cuda_matmul(blas, q4k, w, rb, n_in, n_rows, x, n_in, n_tokens, y, n_rows, ws, 0), CLV_ERR_ARG);
+    CHECK_EQ_INT(clv_cuda_matmul_workspace_bytes(0, 16, 8), 0);
+    CHECK_EQ_INT(clv_cuda_matmul_workspace_bytes(256, 16, 0), 0);
+    CHECK_EQ_INT(clv_cuda_matmul_workspace_bytes(256, -1, 8), 0);
+    CHECK(clv_cuda_matmul_workspace_bytes(256, 16, 8) < clv_cuda_matmul_workspace_bytes(256, 1 << 20, 8));
+    CUDA_OK(cudaDeviceSynchronize());
+    cudaFree(w), cudaFree(x), cudaFree(y), cudaFree(ws);
+}
+
+/* Informational: time of n_rows x n_in x n_tokens products, as TFLOP/s and
+ * weight GB/s. */
+static void speed(int32_t type, int64_t n_in, int64_t n_rows, int64_t n_tokens) {
+    uint64_t row_bytes = 0;
+    clv_type_bytes(type, n_in, &row_bytes);
+    size_t w_bytes = (size_t)row_bytes * (size_t)n_rows;
+    size_t ws_bytes = clv_cuda_matmul_workspace_bytes(n_in, n_rows, n_tokens);
+    const clv_type_info *info = clv_type_get(type);
+    uint8_t *w = malloc(w_bytes);
+    random_blocks(type, w, w_bytes / (size_t)info->block_bytes, (size_t)info->block_bytes);
+    float *x = malloc(sizeof(float) * (size_t)(n_in * n_tokens));
+    for (int64_t i = 0; i < n_in * n_tokens; i++) x[i] = frand();
+    void *w_dev = NULL, *ws_dev = NULL;
+    float *x_dev = NULL, *y_dev = NULL;
+    CUDA_OK(cudaMalloc(&w_dev, w_bytes));
+    CUDA_OK(cudaMalloc((void **)&x_dev, sizeof(float) * (size_t)(n_in * n_tokens)));
+    CUDA_OK(cudaMalloc((void **)&y_dev, sizeof(float) * (size_t)(n_rows * n_tokens)));
+    CUDA_OK(cudaMalloc(&ws_dev, ws_bytes));
+    CUDA_OK(cudaMemcpy(w_dev, w, w_bytes, cudaMemcpyHostToDevice));
+    CUDA_OK(cudaMemcpy(x_dev, x, sizeof(float) * (size_t)(n_in * n_tokens), cudaMemcpyHostToDevice));
+    cudaEvent_t t0, t1;
+    cudaEventCreate(&t0);
+    cudaEventCreate(&t1);
+    for (int i = 0; i < 3; i++) { /* warm-up: cuBLAS picks and loads its kernels */
+        CHECK_STATUS(clv_cuda_matmul(blas, type, w_dev, row_bytes, n_in, n_rows, x_dev, n_in, n_tokens, y_dev, n_rows,
+                                     ws_dev, ws_bytes),
+                     CLV_OK);
+    }
+    const int reps = 20;
+    cudaEventRecord(t0, NULL);
+    for (int i = 0; i < reps; i++) {
+        clv_cuda_matmul(blas, type, w_dev, row_bytes, n_in, n_rows, x_dev, n_in, n_tokens, y_dev, n_rows, ws_dev,
+                        ws_bytes);
+    }
+    cudaEventRecord(t1, NULL);
+    CUDA_OK(cudaEventSynchronize(t1));
+    float ms = 0;
+    cudaEventElapsedTime(&ms, t0, t1);
+    double s = ms * 1e-3 / reps;
+    printf("%s %lld x %lld x %lld tokens: %.1f us per product, %.1f TFLOP/s, %.0f GB/s of weights (%.1f MiB "
+           "workspace)\n",
+           clv_type_name(type), (long long)n_rows, (long long)n_in, (long long)n_tokens, s * 1e6,
+           2.0 * (double)n_rows * (double)n_in * (double)n_tokens / s / 1e12, (double)w_bytes / s / 1e9,
+           ws_bytes / 1048576.0);
+    cudaEventDestroy(t0);
+    cudaEventDestroy(t1);
+    cudaFree(w_dev), cudaFree(x_dev), cudaFree(y_dev), cudaFree(ws_dev);
+    free(w), free(x);
+}
+
+int main(void) {
+    int n_dev = 0;
+    if (cudaGetDeviceCount(&n_dev) != cudaSuccess || n_dev == 0) TEST_SKIP("no CUDA device");
+    CHECK_STATUS(clv_cuda_matmul_create(NULL, &blas), CLV_OK);
+    if (!blas) return test_finish("test_cuda_matmul");
+    const int32_t types[] = {CLV_TYPE_F32,  CLV_TYPE_F16,  CLV_TYPE_BF16,   CLV_TYPE_Q4_0,   CLV_TYPE_Q4_1,
+                             CLV_TYPE_Q5_0, CLV_TYPE_Q5_1, CLV_TYPE_Q8_0,   CLV_TYPE_Q8_1,   CLV_TYPE_Q2_K,
+                             CLV_TYPE_Q3_K, CLV_TYPE_Q4_K, CLV_TYPE_Q5_K,   CLV_TYPE_Q6_K,   CLV_TYPE_Q8_K,
+                             CLV_TYPE_IQ4_NL, CLV_TYPE_IQ4_XS, CLV_TYPE_MXFP4};
+    int n_types = (int)(sizeof types / sizeof types[0]);
+    for (int k = 0; k < n_types; k++) CHECK(clv_type_can_dequantize(types[k]));
+    for (int k = 0; k < n_types; k++) {
+        int32_t type = types[k];
+        /* Quantizer-made blocks; panels of 8 rows (the least workspace) in the second run. */
+        check_case(&(matmul_case){type, 8, 256, 1000, 0, 0, 0, 8});
+        /* Odd row count and strides, rows at odd addresses; panels of 200 rows (the last one short). */
+        check_case(&(matmul_case){type, 33, 1024, 4097, 6, 3, 5, 200});
+        /* A prompt batch at model width (sampled check). */
+        check_case(&(matmul_case){type, 512, 4096, 1000, 0, 0, 0, 0});
+    }
+    /* Plain types take any width: rows not a whole number of 16-byte units. */
+    check_case(&(matmul_case){CLV_TYPE_F32, 33, 999, 77, 0, 1, 3, 16});
+    check_case(&(matmul_case){CLV_TYPE_F16, 9, 1001, 77, 2, 0, 1, 0});
+    check_case(&(matmul_case){CLV_TYPE_BF16, 8, 13, 5, 0, 0, 0, 0});
+    bad_arguments();
+    speed(CLV_TYPE_Q4_K, 4096, 4096, 512);
+    speed(CLV_TYPE_Q4_K, 4096, 14336, 512); /* a llama-3-8b FFN up/gate matrix */
+    clv_cuda_matmul_free(blas);
+    return test_finish("test_cuda_matmul");
+}
