@@ -185,7 +185,8 @@ const clv_ffn_sparsity *clv_predictor_sparsity(const clv_predictor_set *s) { ret
 uint64_t clv_predictor_layer_bytes(const clv_predictor_set *s, int64_t il) {
     const clv_predictor_layer *L = &s->layers[il];
     if (L->rank <= 0) return 0;
-    return L->w1.bytes + L->w2.bytes + (uint64_t)(L->rank + L->n_ff) * sizeof(float);
+    uint64_t guard = L->z_limit > 0 ? (uint64_t)(2 * s->n_embd) * sizeof(float) : 0;
+    return L->w1.bytes + L->w2.bytes + (uint64_t)(L->rank + L->n_ff) * sizeof(float) + guard;
 }
 
 /* y = W x for n rows of x (n_in floats each, x_stride apart), with x

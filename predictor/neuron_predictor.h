@@ -70,7 +70,7 @@ typedef struct clv_predictor_set {
 /* --- training (predictor_train.c) ----------------------------------------- */
 
 typedef struct clv_predictor_train_params {
-    float target_recall;  /* recall the threshold is tuned for (default 0.95) */
+    float target_recall;  /* recall the threshold is tuned for (default 0.99) */
     int64_t rank;         /* 0: per layer by the rule in clv_predictor_auto_rank */
     int epochs;           /* passes over the training samples (default 12) */
     int64_t batch;        /* samples per Adam step (default 64) */
@@ -96,7 +96,7 @@ typedef void (*clv_predictor_progress_fn)(void *user, int64_t layer, int64_t n_l
 /* The rank rule: n90 / 4 rounded up to a multiple of 32, where n90 is the
  * number of most-active neurons that together account for 90% of the layer's
  * activations; clamped to [32, min(1024, n_embd)] and so that the predictor
- * costs at most a fifth of the dense FFN's multiply-adds. 0 when the layer
+ * costs at most a fifteenth of the dense FFN's multiply-adds. 0 when the layer
  * has no dense FFN or no counts. */
 int64_t clv_predictor_auto_rank(const clv_profile *p, int64_t il);
 

@@ -34,7 +34,7 @@ static void usage(FILE *f) {
             "  --profile FILE          a profile with samples (cleave profile --samples N)\n"
             "  --predictor FILE        a predictor file (eval)\n"
             "  -o, --output FILE       the predictor file to write (train)\n"
-            "  --recall R              target recall in (0, 1] (default 0.95)\n"
+            "  --recall R              target recall in (0, 1] (default 0.99)\n"
             "  --rank auto|N           rank of every layer (default auto: from the profile)\n"
             "  --weights auto|q8_0|f16 predictor weight type (default auto: Q8_0 where n_embd\n"
             "                          and the rank are multiples of 32, else F16)\n"
