@@ -9,11 +9,12 @@
 
 #include "cuda_attention.h"
 #include "cuda_dequantize.h"
+#include "cuda_matmul.h"
 #include "types.h"
 #include "vram.h"
 
 clv_gpu_params clv_gpu_default_params(void) {
-    return (clv_gpu_params){.device = 0, .vram_budget = 0, .n_ctx = 4096, .kv_type = CLV_TYPE_F16};
+    return (clv_gpu_params){.device = 0, .vram_budget = 0, .n_ctx = 4096, .kv_type = CLV_TYPE_F16, .n_batch = 1};
 }
 
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
@@ -66,26 +67,39 @@ static void scratch_layout(const clv_model *m, const clv_gpu_params *p, carve *c
     int64_t q_width = hp->n_head * hp->n_embd_head_k, o_width = hp->n_head * hp->n_embd_head_v;
     int64_t wide = max64(max64(hp->n_embd, q_width), o_width);
     int64_t E = hp->n_expert, K = hp->n_expert_used ? hp->n_expert_used : 1;
-    const uint64_t f = sizeof(float);
-    s->x = take(c, (uint64_t)hp->n_embd * f);
-    s->xb = take(c, (uint64_t)wide * f);
-    s->xb2 = take(c, (uint64_t)wide * f);
-    s->q = take(c, (uint64_t)q_width * f);
-    s->k = take(c, (uint64_t)(max_kv * hp->n_embd_head_k) * f);
-    s->v = take(c, (uint64_t)(max_kv * hp->n_embd_head_v) * f);
-    s->attn = take(c, (uint64_t)wide * f); /* also the routed-expert sum */
-    s->ffn_a = take(c, (uint64_t)max_ff * f);
-    s->ffn_b = take(c, (uint64_t)max_ff * f);
+    const uint64_t f = sizeof(float), B = (uint64_t)p->n_batch;
+    s->x = take(c, B * (uint64_t)hp->n_embd * f);
+    s->xb = take(c, B * (uint64_t)wide * f);
+    s->xb2 = take(c, B * (uint64_t)wide * f);
+    s->q = take(c, B * (uint64_t)q_width * f);
+    s->k = take(c, B * (uint64_t)(max_kv * hp->n_embd_head_k) * f);
+    s->v = take(c, B * (uint64_t)(max_kv * hp->n_embd_head_v) * f);
+    s->attn = take(c, B * (uint64_t)wide * f); /* also the routed-expert sum */
+    s->ffn_a = take(c, B * (uint64_t)max_ff * f);
+    s->ffn_b = take(c, B * (uint64_t)max_ff * f);
     s->router = take(c, (uint64_t)E * f);
     s->expert_ids = take(c, (uint64_t)K * sizeof(int32_t));
     s->expert_w = take(c, (uint64_t)K * f);
     s->moe_a = take(c, (uint64_t)(E ? K * hp->n_ff_exp : 0) * f);
     s->moe_b = take(c, (uint64_t)(E ? K * hp->n_ff_exp : 0) * f);
     s->moe_c = take(c, (uint64_t)(E ? K * hp->n_embd : 0) * f);
-    s->logits = take(c, (uint64_t)hp->n_vocab * f);
-    s->io = take(c, 2 * sizeof(int32_t));
+    s->logits = take(c, (p->logits_all ? B : 1) * (uint64_t)hp->n_vocab * f);
+    s->io = take(c, 2 * B * sizeof(int32_t));
     s->attn_partial_bytes = (size_t)attention_scratch(m, p);
     s->attn_partial = s->attn_partial_bytes ? take(c, s->attn_partial_bytes) : NULL;
+    /* Tensor-core products for batches: a workspace for the widest input and
+     * the most rows of any 2-D weight (a bound: every product fits). */
+    s->matmul_ws_bytes = 0;
+    s->matmul_ws = NULL;
+    if (p->n_batch >= CLV_GPU_MATMUL_MIN_TOKENS) {
+        int64_t n_in = 1, n_rows = 1;
+        for (int64_t i = 0; i < m->n_weights; i++) {
+            n_in = max64(n_in, m->weights[i].ne[0]);
+            n_rows = max64(n_rows, m->weights[i].ne[1]);
+        }
+        s->matmul_ws_bytes = clv_cuda_matmul_workspace_bytes(n_in, n_rows, p->n_batch);
+        s->matmul_ws = s->matmul_ws_bytes ? take(c, s->matmul_ws_bytes) : NULL;
+    }
 }
 
 void clv_gpu_need_of(const clv_model *m, const clv_gpu_params *p, clv_gpu_need *out) {
@@ -107,8 +121,13 @@ void clv_gpu_need_of(const clv_model *m, const clv_gpu_params *p, clv_gpu_need *
 
 void clv_gpu_state_free(clv_gpu_state *g) {
     if (!g) return;
+    if (g->matmul) {
+        (void)clv_vram_sync(g->stream); /* no product may still use the handle */
+        clv_cuda_matmul_free(g->matmul);
+    }
     clv_vram_stream_free(g->stream);
     clv_vram_free(g->vram); /* every allocation still held */
+    free(g->io_host);
     free(g->weight_dev);
     free(g->k_cache);
     free(g->v_cache);
@@ -145,6 +164,8 @@ clv_status clv_gpu_state_create(const clv_model *m, const clv_gpu_params *params
     clv_gpu_params p = params ? *params : clv_gpu_default_params();
     const clv_hparams *hp = &m->hp;
     if (p.n_ctx < 1) return clv_fail(CLV_ERR_ARG, "GPU context: %lld positions", (long long)p.n_ctx);
+    if (p.n_batch < 1 || p.n_batch > (1 << 20))
+        return clv_fail(CLV_ERR_ARG, "GPU context: batches of %lld tokens", (long long)p.n_batch);
     if (p.kv_type != CLV_TYPE_F16 && p.kv_type != CLV_TYPE_F32) {
         return clv_fail(CLV_ERR_ARG, "GPU KV cache type %s is not supported (F16 or F32)", clv_type_name(p.kv_type));
     }
@@ -193,7 +214,8 @@ clv_status clv_gpu_state_create(const clv_model *m, const clv_gpu_params *params
     g->weight_dev = calloc((size_t)(m->n_weights ? m->n_weights : 1), sizeof *g->weight_dev);
     g->k_cache = calloc((size_t)hp->n_layer, sizeof *g->k_cache);
     g->v_cache = calloc((size_t)hp->n_layer, sizeof *g->v_cache);
-    if (!g->weight_dev || !g->k_cache || !g->v_cache) {
+    g->io_host = calloc(2 * (size_t)p.n_batch, sizeof *g->io_host);
+    if (!g->weight_dev || !g->k_cache || !g->v_cache || !g->io_host) {
         clv_gpu_state_free(g);
         return clv_fail(CLV_ERR_NOMEM, "no memory for the GPU state");
     }
@@ -227,6 +249,7 @@ clv_status clv_gpu_state_create(const clv_model *m, const clv_gpu_params *params
     c = (carve){(uintptr_t)g->scratch_block, 0};
     scratch_layout(m, &p, &c, &g->s);
     CLV_ASSERT(c.off == need.scratch);
+    if (g->s.matmul_ws && (st = clv_cuda_matmul_create(g->stream, &g->matmul))) goto fail;
     /* Uploads ran on the default stream; the ops run on g->stream. */
     if ((st = clv_vram_sync(NULL))) goto fail;
     *out = g;

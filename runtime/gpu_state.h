@@ -26,6 +26,8 @@ typedef struct clv_gpu_params {
     uint64_t vram_budget; /* bytes; 0: the device's free memory minus a margin (clv_vram_margin) */
     int64_t n_ctx;        /* positions the KV cache holds (>= 1) */
     int32_t kv_type;      /* CLV_TYPE_F16 or CLV_TYPE_F32 */
+    int64_t n_batch;      /* most tokens per forward pass (>= 1): the scratch holds this many */
+    bool logits_all;      /* logits for every token of a batch (else the last only) */
     int64_t fail_alloc_at; /* testing: clv_vram_params.fail_at */
 } clv_gpu_params;
 
@@ -39,21 +41,29 @@ typedef struct clv_gpu_need {
     uint64_t total;
 } clv_gpu_need;
 
-/* The decode scratch: device buffers for one token (the GPU runs batches a
- * token at a time). Widths as in clv_scratch (context.h). */
+/* The scratch: device buffers for a batch of up to n_batch tokens, widths
+ * as in clv_scratch (context.h); the MoE buffers hold one token (MoE layers
+ * run a batch token by token). */
 typedef struct clv_gpu_scratch {
-    float *x, *xb, *xb2, *q, *k, *v, *attn;
-    float *ffn_a, *ffn_b;  /* [max n_ff, shared expert included] */
+    float *x, *xb, *xb2, *q, *k, *v, *attn; /* [n_batch][width] */
+    float *ffn_a, *ffn_b;  /* [n_batch][max n_ff, shared expert included] */
     float *router;         /* [n_expert] */
     int32_t *expert_ids;   /* [n_expert_used] */
     float *expert_w;       /* [n_expert_used] */
     float *moe_a, *moe_b;  /* [n_expert_used][n_ff_exp] */
     float *moe_c;          /* [n_expert_used][n_embd] */
-    float *logits;         /* [n_vocab] */
-    int32_t *io;           /* [2]: the token and its position, uploaded per token */
+    float *logits;         /* [logits_all ? n_batch : 1][n_vocab] */
+    int32_t *io;           /* [2][n_batch]: the batch's tokens, then their positions */
     void *attn_partial;    /* split-K attention partials for n_ctx keys */
     size_t attn_partial_bytes;
+    void *matmul_ws;       /* clv_cuda_matmul's workspace (NULL when n_batch < CLV_GPU_MATMUL_MIN_TOKENS) */
+    size_t matmul_ws_bytes;
 } clv_gpu_scratch;
+
+/* Batches of at least this many tokens multiply on tensor cores
+ * (clv_cuda_matmul); smaller ones a token at a time with the decode matvec,
+ * which reads the weights fewer times than a bf16 copy costs. */
+#define CLV_GPU_MATMUL_MIN_TOKENS 8
 
 typedef struct clv_gpu_state {
     struct clv_vram *vram;
@@ -67,12 +77,15 @@ typedef struct clv_gpu_state {
     void *scratch_block;        /* one allocation: the buffers of s */
     clv_gpu_scratch s;
     void *stream;               /* cudaStream_t the ops run on */
-    /* The token being decoded (ops_cuda.c): its position, the row of
-     * ctx->logits its logits go to (-1: none wanted), the first failure of
-     * an op (ops return nothing; the decode returns it) and the experts the
-     * router chose, copied back to pick the expert matrices. */
+    struct clv_cuda_matmul_handle *matmul; /* cuBLAS on stream, with s.matmul_ws (NULL without) */
+    int32_t *io_host;           /* [2][n_batch]: host staging of s.io */
+    /* The batch being run (ops_cuda.c): the position of its first token
+     * (the others follow), whether every token wants logits (else the
+     * last only), the first failure of an op (ops return nothing; the
+     * decode returns it) and the experts the router chose for a token,
+     * copied back to pick the expert matrices. */
     int64_t pos;
-    int64_t logits_row;
+    bool logits_all;
     clv_status error;
     char error_msg[512];
     int32_t expert_ids_host[CLV_GPU_MAX_EXPERT_USED];
@@ -101,8 +114,9 @@ const void *clv_gpu_weight(const clv_gpu_state *g, const clv_weight *w);
  * and ctx->backend at the CUDA ops. On failure ctx->gpu stays NULL. */
 clv_status clv_gpu_context_init(clv_context *ctx);
 
-/* Runs a checked batch (clv_decode) a token at a time through the model's
- * forward pass, advancing n_past; logits come back to ctx->logits. */
+/* Runs a checked batch (clv_decode) through the model's forward pass in
+ * pieces of n_batch tokens, advancing n_past; logits come back to
+ * ctx->logits. */
 clv_status clv_gpu_decode(clv_context *ctx, const clv_batch *batch);
 
 #endif

@@ -2,11 +2,13 @@
  * call of a kernel of kernels/cuda/ queued on the state's stream. Built with
  * CUDA only (gpu_none.c stands in otherwise).
  *
- * Decode only, as a first cut: clv_gpu_decode runs every batch a token at a
- * time through the model's forward pass, so every op sees one token (prompt
- * processing on tensor cores is the next step). Ops return nothing, so the
- * first failure is kept in the state, later ops of the token are skipped,
- * and clv_gpu_decode returns it.
+ * Batches of up to n_batch tokens run through the model's forward pass at
+ * once: products of at least CLV_GPU_MATMUL_MIN_TOKENS tokens on tensor
+ * cores (clv_cuda_matmul), smaller ones with the decode matvec per token;
+ * attention stores the batch's K and V, then runs the decode kernel once
+ * per token over the keys it may see; MoE layers take the batch a token at
+ * a time. Ops return nothing, so the first failure is kept in the state,
+ * later ops of the batch are skipped, and clv_gpu_decode returns it.
  *
  * Where a device value steers host work, the value is copied back: the
  * experts the router chose (one small copy and wait per MoE layer; a kernel
@@ -15,6 +17,7 @@
 
 #include "backend.h"
 #include "cuda_attention.h"
+#include "cuda_matmul.h"
 #include "cuda_matvec.h"
 #include "cuda_ops.h"
 #include "gpu_state.h"
@@ -41,12 +44,11 @@ static void matvec(clv_gpu_state *g, const clv_weight *w, const void *data, int6
 static void cuda_embed(clv_context *ctx, float *dst, const clv_weight *emb, const int32_t *tokens, int64_t n_tokens,
                        float scale) {
     clv_gpu_state *g = ctx->gpu;
-    (void)tokens; /* clv_gpu_decode uploaded the token to s.io[0] */
-    CLV_ASSERT(n_tokens == 1);
+    (void)tokens; /* clv_gpu_decode uploaded them to s.io */
     if (g->error) return;
-    ctx->weight_bytes_read += emb->row_bytes;
+    ctx->weight_bytes_read += emb->row_bytes * (uint64_t)n_tokens;
     keep(g, clv_cuda_get_rows(emb->type, clv_gpu_weight(g, emb), (size_t)emb->row_bytes, emb->ne[0], emb->ne[1],
-                              g->s.io, 1, dst, scale, g->stream));
+                              g->s.io, n_tokens, dst, scale, g->stream));
 }
 
 static void cuda_rmsnorm(clv_context *ctx, float *dst, const float *src, const clv_weight *weight, int64_t n_rows,
@@ -66,11 +68,14 @@ static void cuda_matmul(clv_context *ctx, float *dst, const clv_weight *w, const
     const void *wd = clv_gpu_weight(g, w);
     const float *bd = bias ? weight_f32(g, bias) : NULL;
     CLV_ASSERT(!bias || bias->ne[0] == n_out);
-    /* One product per token: batches reach here a token at a time. */
-    for (int64_t t = 0; t < n_tokens; t++) {
-        matvec(g, w, wd, n_out, src + t * n_in, dst + t * n_out);
-        if (bd) keep(g, clv_cuda_add(dst + t * n_out, dst + t * n_out, bd, n_out, g->stream));
+    if (n_tokens >= CLV_GPU_MATMUL_MIN_TOKENS && g->matmul) {
+        keep(g, clv_cuda_matmul(g->matmul, w->type, wd, (size_t)w->row_bytes, n_in, n_out, src, n_in, n_tokens, dst,
+                                n_out, g->s.matmul_ws, g->s.matmul_ws_bytes));
+    } else {
+        for (int64_t t = 0; t < n_tokens; t++) matvec(g, w, wd, n_out, src + t * n_in, dst + t * n_out);
     }
+    for (int64_t t = 0; bd && t < n_tokens; t++)
+        keep(g, clv_cuda_add(dst + t * n_out, dst + t * n_out, bd, n_out, g->stream));
 }
 
 static void cuda_rope(clv_context *ctx, float *x, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
@@ -90,21 +95,26 @@ static void cuda_attention(clv_context *ctx, int64_t il, float *out, const float
                            int64_t n_tokens, const int32_t *pos, float scale, int64_t window) {
     clv_gpu_state *g = ctx->gpu;
     const clv_hparams *hp = &ctx->model->hp;
-    CLV_ASSERT(n_tokens == 1);
     if (g->error) return;
     int64_t n_head_kv = hp->n_head_kv[il], hd = hp->n_embd_head_k;
     int32_t kv_type = g->params.kv_type;
-    keep(g, clv_cuda_kv_store(g->k_cache[il], kv_type, n_head_kv * hd, pos, k, 1, g->stream));
-    keep(g, clv_cuda_kv_store(g->v_cache[il], kv_type, n_head_kv * hp->n_embd_head_v, pos, v, 1, g->stream));
-    int64_t kv_start, n_kv;
-    clv_cuda_attention_range(g->pos, window, &kv_start, &n_kv);
+    /* the whole batch's K and V first: token t sees the batch's tokens before it */
+    keep(g, clv_cuda_kv_store(g->k_cache[il], kv_type, n_head_kv * hd, pos, k, n_tokens, g->stream));
+    keep(g, clv_cuda_kv_store(g->v_cache[il], kv_type, n_head_kv * hp->n_embd_head_v, pos, v, n_tokens, g->stream));
     clv_cuda_attention_shape shape = {kv_type, hp->n_head, n_head_kv, hd};
-    if (clv_cuda_attention_fast_head_dim(hd)) {
-        keep(g, clv_cuda_attention_decode(&shape, q, g->k_cache[il], g->v_cache[il], kv_start, n_kv, scale, 0.0f, out,
-                                          g->s.attn_partial, g->s.attn_partial_bytes, g->stream));
-    } else {
-        keep(g, clv_cuda_attention_decode_generic(&shape, q, g->k_cache[il], g->v_cache[il], kv_start, n_kv, scale,
-                                                  0.0f, out, g->stream));
+    int64_t q_width = hp->n_head * hd, o_width = hp->n_head * hp->n_embd_head_v;
+    for (int64_t t = 0; t < n_tokens && !g->error; t++) {
+        int64_t kv_start, n_kv;
+        clv_cuda_attention_range(g->pos + t, window, &kv_start, &n_kv);
+        const float *qt = q + t * q_width;
+        float *ot = out + t * o_width;
+        if (clv_cuda_attention_fast_head_dim(hd)) {
+            keep(g, clv_cuda_attention_decode(&shape, qt, g->k_cache[il], g->v_cache[il], kv_start, n_kv, scale, 0.0f,
+                                              ot, g->s.attn_partial, g->s.attn_partial_bytes, g->stream));
+        } else {
+            keep(g, clv_cuda_attention_decode_generic(&shape, qt, g->k_cache[il], g->v_cache[il], kv_start, n_kv,
+                                                      scale, 0.0f, ot, g->stream));
+        }
     }
 }
 
@@ -137,13 +147,14 @@ static const void *expert_slice(clv_gpu_state *g, const clv_weight *w, int32_t e
     return (const uint8_t *)clv_gpu_weight(g, w) + (uint64_t)ex * w->row_bytes * (uint64_t)w->ne[1];
 }
 
-static void cuda_moe(clv_context *ctx, float *dst, const float *x, const clv_layer *l, int64_t n_tokens,
-                     clv_ffn_act act, bool renormalize) {
+/* One token's routed experts (the MoE buffers hold one token). */
+static void moe_token(clv_context *ctx, float *dst, const float *x, const clv_layer *l, clv_ffn_act act,
+                      bool renormalize) {
     clv_gpu_state *g = ctx->gpu;
     clv_gpu_scratch *s = &g->s;
     const clv_hparams *hp = &ctx->model->hp;
     int64_t n_expert = hp->n_expert, k = hp->n_expert_used, n_embd = hp->n_embd;
-    CLV_ASSERT(n_tokens == 1 && k <= CLV_GPU_MAX_EXPERT_USED);
+    CLV_ASSERT(k <= CLV_GPU_MAX_EXPERT_USED);
     cuda_matmul(ctx, s->router, l->ffn_gate_inp, NULL, x, 1);
     if (g->error) return;
     keep(g, clv_cuda_moe_route(s->expert_ids, s->expert_w, s->router, 1, n_expert, k, renormalize, g->stream));
@@ -172,6 +183,15 @@ static void cuda_moe(clv_context *ctx, float *dst, const float *x, const clv_lay
     for (int i = 0; i < 3; i++) ctx->weight_bytes_read += mats[i]->bytes / (uint64_t)n_expert * (uint64_t)k;
 }
 
+/* A batch token by token: the experts are picked on the host from each
+ * token's routing (grouping tokens by expert is the next step). */
+static void cuda_moe(clv_context *ctx, float *dst, const float *x, const clv_layer *l, int64_t n_tokens,
+                     clv_ffn_act act, bool renormalize) {
+    int64_t n_embd = ctx->model->hp.n_embd;
+    for (int64_t t = 0; t < n_tokens && !ctx->gpu->error; t++)
+        moe_token(ctx, dst + t * n_embd, x + t * n_embd, l, act, renormalize);
+}
+
 static void cuda_sigmoid_gate(clv_context *ctx, float *dst, const float *x, const clv_weight *gate, int64_t n_tokens,
                               int64_t n_dst) {
     clv_gpu_state *g = ctx->gpu;
@@ -180,17 +200,18 @@ static void cuda_sigmoid_gate(clv_context *ctx, float *dst, const float *x, cons
 }
 
 static void cuda_logits(clv_context *ctx, const float *x, int64_t n_tokens, bool all) {
-    (void)all; /* one token at a time: clv_gpu_decode says which rows are wanted */
     clv_gpu_state *g = ctx->gpu;
     const clv_model *m = ctx->model;
     int64_t n_embd = m->hp.n_embd, n_vocab = m->hp.n_vocab;
-    if (g->error || g->logits_row < 0) return;
-    const float *row = x + (n_tokens - 1) * n_embd;
-    cuda_rmsnorm(ctx, g->s.xb, row, m->output_norm, 1, n_embd, m->hp.norm_eps);
-    cuda_matmul(ctx, g->s.logits, m->output, NULL, g->s.xb, 1);
     if (g->error) return;
-    keep(g, clv_vram_to_host(ctx->logits + g->logits_row * n_vocab, g->s.logits, (uint64_t)n_vocab * sizeof(float),
-                             g->stream));
+    CLV_ASSERT(!all || g->params.logits_all);
+    int64_t rows = all ? n_tokens : 1;
+    const float *first = x + (n_tokens - rows) * n_embd;
+    cuda_rmsnorm(ctx, g->s.xb, first, m->output_norm, rows, n_embd, m->hp.norm_eps);
+    cuda_matmul(ctx, g->s.logits, m->output, NULL, g->s.xb, rows);
+    if (g->error) return;
+    keep(g, clv_vram_to_host(ctx->logits, g->s.logits, (uint64_t)(rows * n_vocab) * sizeof(float), g->stream));
+    ctx->n_logits = rows;
 }
 
 static const clv_backend clv_backend_cuda = {
@@ -239,6 +260,8 @@ clv_status clv_gpu_context_init(clv_context *ctx) {
     gp.vram_budget = ctx->params.vram_budget;
     gp.n_ctx = ctx->params.n_ctx;
     gp.kv_type = ctx->params.kv_type;
+    gp.n_batch = ctx->params.n_batch;
+    gp.logits_all = ctx->params.logits_all;
     clv_gpu_state *g = NULL;
     if ((st = clv_gpu_state_create(ctx->model, &gp, &g))) return st;
     ctx->gpu = g;
@@ -262,26 +285,36 @@ clv_status clv_gpu_context_init(clv_context *ctx) {
     s->moe_a = g->s.moe_a;
     s->moe_b = g->s.moe_b;
     s->moe_c = g->s.moe_c;
-    s->pos = g->s.io + 1;
+    s->pos = g->s.io + g->params.n_batch;
     return CLV_OK;
 }
 
 clv_status clv_gpu_decode(clv_context *ctx, const clv_batch *batch) {
     clv_gpu_state *g = ctx->gpu;
-    int64_t n = batch->n_tokens;
-    /* First cut: every token through the decode path. */
-    for (int64_t i = 0; i < n; i++) {
+    int64_t n = batch->n_tokens, B = g->params.n_batch;
+    int32_t *io = g->io_host;
+    clv_status st = CLV_OK;
+    /* In pieces of n_batch; clv_decode has checked that a batch wanting
+     * every logit fits one piece. */
+    for (int64_t done = 0; done < n && !st;) {
+        int64_t take = n - done < B ? n - done : B;
+        for (int64_t i = 0; i < take; i++) {
+            io[i] = batch->tokens[done + i];
+            io[B + i] = (int32_t)(ctx->n_past + i);
+        }
         g->error = CLV_OK;
         g->pos = ctx->n_past;
-        g->logits_row = batch->logits_all ? i : i == n - 1 ? 0 : -1;
-        int32_t io[2] = {batch->tokens[i], (int32_t)ctx->n_past};
-        clv_status st = clv_vram_to_device(g->s.io, io, sizeof io, g->stream);
-        if (st) return st;
-        clv_batch one = {.n_tokens = 1, .tokens = batch->tokens + i, .logits_all = false};
-        if ((st = ctx->model->arch->forward(ctx, &one))) return st;
-        if (g->error) return clv_fail(g->error, "%s", g->error_msg);
-        ctx->n_past++;
+        g->logits_all = batch->logits_all;
+        if ((st = clv_vram_to_device(g->s.io, io, sizeof(int32_t) * 2 * (size_t)B, g->stream))) break;
+        clv_batch piece = {.n_tokens = take, .tokens = batch->tokens + done, .logits_all = batch->logits_all};
+        if ((st = ctx->model->arch->forward(ctx, &piece))) break;
+        /* the logits' copy to the host waits for the piece; an error of any op shows here */
+        if (g->error) {
+            st = clv_fail(g->error, "%s", g->error_msg);
+            break;
+        }
+        ctx->n_past += take;
+        done += take;
     }
-    ctx->n_logits = batch->logits_all ? n : 1;
-    return CLV_OK;
+    return st;
 }

@@ -1,20 +1,22 @@
 /* Whole-model logits on the GPU (clv_context_params.gpu) against the CPU
  * engine, on every architecture fixture (tests/data/arch), F32 and quantized
- * files, F32 and F16 KV caches: the 40-token prompt as one batch (every
- * logit) and again a token at a time.
+ * files, F32 and F16 KV caches: the 40-token prompt a token at a time, in
+ * batches of 4 and as one batch (tensor cores), every logit.
  *
  * The CPU runs in reference mode (float activations, weights decoded by the
- * scalar reference), which is what the GPU kernels compute too, so the two
- * differ only by the order of float sums: with an F32 KV cache each
+ * scalar reference), which is what the GPU's decode kernels compute too, so
+ * the two differ only by the order of float sums: with an F32 KV cache each
  * position is held to 1e-4 relative (max |diff| / max |cpu logit|), the
  * bound test_arch_logits holds the CPU to against transformers; with an F16
- * cache to 1e-3 (below); the argmax must agree everywhere. The
+ * cache to 1e-3; the argmax must agree everywhere. Tensor-core batches
+ * round to bfloat16 and get a looser bound (below). The
  * GPU's distance to transformers' logits is printed as well.
  * Also: what the GPU backend does not run is refused at creation.
  * Skips without a CUDA device. */
 #include <cuda_runtime_api.h>
 
 #include "context.h"
+#include "gpu_state.h"
 #include "json.h"
 #include "model.h"
 #include "test.h"
@@ -52,12 +54,15 @@ static int64_t argmax(const float *v, int64_t n) {
     return best;
 }
 
-/* Logits of every position [n_tok][n_vocab]: as one batch, or a token at a time. */
-static clv_status run(clv_model *m, bool gpu, int32_t kv_type, const int32_t *prompt, int64_t n_tok, bool one_by_one,
+/* How the prompt goes in: batches of `piece` tokens, every logit wanted
+ * (piece 1: a token at a time). Pieces of fewer than
+ * CLV_GPU_MATMUL_MIN_TOKENS (gpu_state.h) multiply with the decode matvec,
+ * larger ones on tensor cores. */
+static clv_status run(clv_model *m, bool gpu, int32_t kv_type, const int32_t *prompt, int64_t n_tok, int64_t piece,
                       float *out) {
     clv_context_params cp = clv_context_default_params();
     cp.n_ctx = n_tok;
-    cp.n_batch = n_tok;
+    cp.n_batch = piece;
     cp.kv_type = kv_type;
     cp.logits_all = true;
     cp.n_threads = 2;
@@ -66,19 +71,15 @@ static clv_status run(clv_model *m, bool gpu, int32_t kv_type, const int32_t *pr
     clv_context *ctx = NULL;
     clv_status st = clv_context_create(m, &cp, &ctx);
     int64_t n_vocab = m->hp.n_vocab;
-    if (!st && !one_by_one) {
-        clv_batch b = {.n_tokens = n_tok, .tokens = prompt, .logits_all = true};
+    for (int64_t done = 0; !st && done < n_tok; done += piece) {
+        int64_t n = n_tok - done < piece ? n_tok - done : piece;
+        clv_batch b = {.n_tokens = n, .tokens = prompt + done, .logits_all = true};
         st = clv_decode(ctx, &b);
-        CHECK_EQ_INT(ctx->n_past, n_tok);
-        for (int64_t t = 0; !st && t < n_tok; t++) {
-            memcpy(out + t * n_vocab, clv_context_logits(ctx, t), (size_t)n_vocab * sizeof(float));
+        for (int64_t t = 0; !st && t < n; t++) {
+            memcpy(out + (done + t) * n_vocab, clv_context_logits(ctx, t), (size_t)n_vocab * sizeof(float));
         }
     }
-    for (int64_t t = 0; !st && one_by_one && t < n_tok; t++) {
-        clv_batch b = {.n_tokens = 1, .tokens = prompt + t, .logits_all = false};
-        st = clv_decode(ctx, &b);
-        if (!st) memcpy(out + t * n_vocab, clv_context_logits(ctx, 0), (size_t)n_vocab * sizeof(float));
-    }
+    if (!st) CHECK_EQ_INT(ctx->n_past, n_tok);
     clv_context_free(ctx);
     return st;
 }
@@ -95,19 +96,26 @@ static void check_file(const char *fixture, const char *gguf, const char *logits
     float *cpu = malloc(sizeof(float) * (size_t)(n_tok * n_vocab));
     float *gpu = malloc(sizeof(float) * (size_t)(n_tok * n_vocab));
     const int32_t kv_types[2] = {CLV_TYPE_F32, CLV_TYPE_F16};
+    /* a token at a time, batches of 4 (the batched ops, decode products),
+     * and the whole prompt at once (products on tensor cores) */
+    const int64_t pieces[3] = {1, 4, n_tok};
     for (int kt = 0; kt < 2; kt++) {
-        for (int pass = 0; pass < 2; pass++) {
-            bool one = pass == 1;
-            const char *how = one ? "one by one" : "batch";
-            CHECK_STATUS(run(m, false, kv_types[kt], prompt, n_tok, one, cpu), CLV_OK);
-            clv_status st = run(m, true, kv_types[kt], prompt, n_tok, one, gpu);
+        CHECK_STATUS(run(m, false, kv_types[kt], prompt, n_tok, n_tok, cpu), CLV_OK);
+        for (int pass = 0; pass < 3; pass++) {
+            int64_t piece = pieces[pass];
+            bool tensor_cores = piece >= CLV_GPU_MATMUL_MIN_TOKENS;
+            char how[32];
+            snprintf(how, sizeof how, piece == 1 ? "one by one" : "batch of %lld", (long long)piece);
+            clv_status st = run(m, true, kv_types[kt], prompt, n_tok, piece, gpu);
             CHECK_MSG(st == CLV_OK, "%s (%s): GPU: %s", fixture, gguf, clv_last_error());
             if (st) continue;
+            double bound = tensor_cores ? 6e-2 : kv_types[kt] == CLV_TYPE_F32 ? 1e-4 : 1e-3; /* see below */
             double worst = 0, worst_ref = 0;
-            int64_t top1 = 0;
+            int64_t top1 = 0, within = 0;
             for (int64_t t = 0; t < n_tok; t++) {
                 double e = row_error(gpu + t * n_vocab, cpu + t * n_vocab, n_vocab);
                 if (!(e <= worst)) worst = e;
+                within += e <= bound;
                 if (ref) {
                     e = row_error(gpu + t * n_vocab, ref + t * n_vocab, n_vocab);
                     if (!(e <= worst_ref)) worst_ref = e;
@@ -118,14 +126,30 @@ static void check_file(const char *fixture, const char *gguf, const char *logits
              * K and V are rounded to 11 bits after products that differ in the
              * last float bits, so an element now and then lands one f16 step
              * (1e-3 relative) apart and attention carries that on; the CPU is
-             * as far from transformers (1e-3) for the same reason. */
-            double bound = kv_types[kt] == CLV_TYPE_F32 ? 1e-4 : 1e-3;
-            CHECK_MSG(worst <= bound, "%s (%s, %s KV, %s): GPU vs CPU rel error %.3g > %g", fixture, gguf,
-                      clv_type_name(kv_types[kt]), how, worst, bound);
-            CHECK_MSG(top1 == n_tok, "%s (%s, %s KV, %s): argmax agrees at %lld of %lld positions", fixture, gguf,
+             * as far from transformers (1e-3) for the same reason. Tensor
+             * cores round activations and weights to bfloat16 (8 bits): each
+             * product may be off by 2^-7 of sum |w x| (cuda_matmul.h), which
+             * on these 32-wide fixtures (short sums, much cancellation) comes
+             * to at most 3.7e-2 of the largest logit (H200, 2026-12-03); a
+             * wrong row or layout is off by far more. Where the top two
+             * router logits are that close an MoE token takes another expert
+             * and its logits differ wholly (mixtral.q8_0: one position), so
+             * there nine positions in ten must be within 6e-2, as must the
+             * argmax. */
+            if (tensor_cores) {
+                CHECK_MSG(within * 10 >= n_tok * 9, "%s (%s, %s KV, %s): %lld of %lld positions within %g", fixture,
+                          gguf, clv_type_name(kv_types[kt]), how, (long long)within, (long long)n_tok, bound);
+            } else {
+                CHECK_MSG(worst <= bound, "%s (%s, %s KV, %s): GPU vs CPU rel error %.3g > %g", fixture, gguf,
+                          clv_type_name(kv_types[kt]), how, worst, bound);
+            }
+            CHECK_MSG(tensor_cores ? top1 * 10 >= n_tok * 9 : top1 == n_tok,
+                      "%s (%s, %s KV, %s): argmax agrees at %lld of %lld positions", fixture, gguf,
                       clv_type_name(kv_types[kt]), how, (long long)top1, (long long)n_tok);
-            printf("%-18s %-28s %s KV %-10s: GPU vs CPU %.2e, vs transformers %.2e, top-1 %lld/%lld\n", fixture,
-                   gguf, clv_type_name(kv_types[kt]), how, worst, worst_ref, (long long)top1, (long long)n_tok);
+            printf("%-18s %-28s %s KV %-12s: GPU vs CPU %.2e (%lld/%lld within %g), vs transformers %.2e, top-1 "
+                   "%lld/%lld\n",
+                   fixture, gguf, clv_type_name(kv_types[kt]), how, worst, (long long)within, (long long)n_tok, bound,
+                   worst_ref, (long long)top1, (long long)n_tok);
         }
     }
     free(ref), free(cpu), free(gpu);
