@@ -91,7 +91,7 @@ extern "C" clv_status clv_cuda_measure_bandwidth(const clv_cuda_bandwidth_params
     memset(out, 0, sizeof *out);
     CU(cudaSetDevice(p->device));
     CU(cudaGetDeviceProperties(&prop, p->device));
-    snprintf(out->name, sizeof out->name, "%s", prop.name);
+    snprintf(out->name, sizeof out->name, "%.*s", (int)sizeof out->name - 1, prop.name);
     out->mem_bytes = prop.totalGlobalMem;
     out->cc_major = prop.major;
     out->cc_minor = prop.minor;
