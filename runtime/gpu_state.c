@@ -77,12 +77,15 @@ static void scratch_layout(const clv_model *m, const clv_gpu_params *p, carve *c
     s->attn = take(c, B * (uint64_t)wide * f); /* also the routed-expert sum */
     s->ffn_a = take(c, B * (uint64_t)max_ff * f);
     s->ffn_b = take(c, B * (uint64_t)max_ff * f);
-    s->router = take(c, (uint64_t)E * f);
-    s->expert_ids = take(c, (uint64_t)K * sizeof(int32_t));
-    s->expert_w = take(c, (uint64_t)K * f);
-    s->moe_a = take(c, (uint64_t)(E ? K * hp->n_ff_exp : 0) * f);
-    s->moe_b = take(c, (uint64_t)(E ? K * hp->n_ff_exp : 0) * f);
-    s->moe_c = take(c, (uint64_t)(E ? K * hp->n_embd : 0) * f);
+    uint64_t A = E ? B * (uint64_t)K : 0;
+    s->router = take(c, B * (uint64_t)E * f);
+    s->expert_ids = take(c, A * sizeof(int32_t));
+    s->expert_w = take(c, A * f);
+    s->moe_map = take(c, 2 * A * sizeof(int32_t));
+    s->moe_x = take(c, A * (uint64_t)hp->n_embd * f);
+    s->moe_a = take(c, A * (uint64_t)hp->n_ff_exp * f);
+    s->moe_b = take(c, A * (uint64_t)hp->n_ff_exp * f);
+    s->moe_c = take(c, A * (uint64_t)hp->n_embd * f);
     s->logits = take(c, (p->logits_all ? B : 1) * (uint64_t)hp->n_vocab * f);
     s->io = take(c, 2 * B * sizeof(int32_t));
     s->attn_partial_bytes = (size_t)attention_scratch(m, p);
@@ -128,6 +131,9 @@ void clv_gpu_state_free(clv_gpu_state *g) {
     clv_vram_stream_free(g->stream);
     clv_vram_free(g->vram); /* every allocation still held */
     free(g->io_host);
+    free(g->moe_ids_host);
+    free(g->moe_map_host);
+    free(g->moe_offset);
     free(g->weight_dev);
     free(g->k_cache);
     free(g->v_cache);
@@ -215,7 +221,12 @@ clv_status clv_gpu_state_create(const clv_model *m, const clv_gpu_params *params
     g->k_cache = calloc((size_t)hp->n_layer, sizeof *g->k_cache);
     g->v_cache = calloc((size_t)hp->n_layer, sizeof *g->v_cache);
     g->io_host = calloc(2 * (size_t)p.n_batch, sizeof *g->io_host);
-    if (!g->weight_dev || !g->k_cache || !g->v_cache || !g->io_host) {
+    size_t A = hp->n_expert ? (size_t)p.n_batch * (size_t)hp->n_expert_used : 1;
+    g->moe_ids_host = calloc(A, sizeof *g->moe_ids_host);
+    g->moe_map_host = calloc(2 * A, sizeof *g->moe_map_host);
+    g->moe_offset = calloc((size_t)hp->n_expert + 1, sizeof *g->moe_offset);
+    if (!g->weight_dev || !g->k_cache || !g->v_cache || !g->io_host || !g->moe_ids_host || !g->moe_map_host ||
+        !g->moe_offset) {
         clv_gpu_state_free(g);
         return clv_fail(CLV_ERR_NOMEM, "no memory for the GPU state");
     }

@@ -42,16 +42,18 @@ typedef struct clv_gpu_need {
 } clv_gpu_need;
 
 /* The scratch: device buffers for a batch of up to n_batch tokens, widths
- * as in clv_scratch (context.h); the MoE buffers hold one token (MoE layers
- * run a batch token by token). */
+ * as in clv_scratch (context.h). A = n_batch * n_expert_used: a batch's
+ * (token, expert) assignments, grouped by expert. */
 typedef struct clv_gpu_scratch {
     float *x, *xb, *xb2, *q, *k, *v, *attn; /* [n_batch][width] */
     float *ffn_a, *ffn_b;  /* [n_batch][max n_ff, shared expert included] */
-    float *router;         /* [n_expert] */
-    int32_t *expert_ids;   /* [n_expert_used] */
-    float *expert_w;       /* [n_expert_used] */
-    float *moe_a, *moe_b;  /* [n_expert_used][n_ff_exp] */
-    float *moe_c;          /* [n_expert_used][n_embd] */
+    float *router;         /* [n_batch][n_expert] */
+    int32_t *expert_ids;   /* [n_batch][n_expert_used] */
+    float *expert_w;       /* [n_batch][n_expert_used] */
+    int32_t *moe_map;      /* [2][A]: the token of each grouped row, then the grouped row of each assignment */
+    float *moe_x;          /* [A][n_embd]: the inputs, gathered by expert */
+    float *moe_a, *moe_b;  /* [A][n_ff_exp] */
+    float *moe_c;          /* [A][n_embd] */
     float *logits;         /* [logits_all ? n_batch : 1][n_vocab] */
     int32_t *io;           /* [2][n_batch]: the batch's tokens, then their positions */
     void *attn_partial;    /* split-K attention partials for n_ctx keys */
@@ -82,13 +84,16 @@ typedef struct clv_gpu_state {
     /* The batch being run (ops_cuda.c): the position of its first token
      * (the others follow), whether every token wants logits (else the
      * last only), the first failure of an op (ops return nothing; the
-     * decode returns it) and the experts the router chose for a token,
-     * copied back to pick the expert matrices. */
+     * decode returns it). */
     int64_t pos;
     bool logits_all;
     clv_status error;
     char error_msg[512];
-    int32_t expert_ids_host[CLV_GPU_MAX_EXPERT_USED];
+    /* MoE on the host (allocated with the state): the experts the router
+     * chose [A], copied back to pick the expert matrices; the grouping
+     * uploaded to s.moe_map [2][A]; the groups' offsets [n_expert + 1]. */
+    int32_t *moe_ids_host, *moe_map_host;
+    int64_t *moe_offset;
 } clv_gpu_state;
 
 /* The need of model m with these params, without touching the device. */

@@ -19,6 +19,9 @@
  *                   |gpu-cpu| <= 1e-6 |cpu| (both in double, then rounded).
  *   get_rows        exact (bit for bit, every type the GPU decodes).
  *   argmax          exact, ties and NaN/-inf included.
+ *   weighted sum,   exact: the same products and sums in the same order, one
+ *   MoE combine     rounding each (the reference below spells out the CPU
+ *                   combine's loop with volatile temporaries, so no FMA).
  * Skips without a CUDA device. */
 #include <cuda_runtime_api.h>
 
@@ -459,6 +462,56 @@ static void test_refusals(void) {
     cudaFree(p), cudaFree(ip);
 }
 
+/* --- MoE combine and weighted sum ------------------------------------------------ */
+
+/* The CPU combine (runtime/ops_cpu_moe.c): from zero, in slot order, each
+ * product and sum rounded to float. */
+static void combine_ref(float *dst, const float *src, const int32_t *slot, const float *w, int64_t n_tokens, int64_t k,
+                        int64_t n) {
+    for (int64_t t = 0; t < n_tokens; t++)
+        for (int64_t i = 0; i < n; i++) {
+            volatile float d = 0.0f;
+            for (int64_t j = 0; j < k; j++) {
+                volatile float p = w[t * k + j] * src[(int64_t)slot[t * k + j] * n + i];
+                d = d + p;
+            }
+            dst[t * n + i] = d;
+        }
+}
+
+static void test_moe_combine(int64_t n_tokens, int64_t k, int64_t n) {
+    int64_t A = n_tokens * k;
+    float *src = falloc(A * n), *w = falloc(A), *want = falloc(n_tokens * n), *got = falloc(n_tokens * n);
+    int32_t *slot = malloc(sizeof(int32_t) * (size_t)A);
+    for (int64_t i = 0; i < A * n; i++) src[i] = frand() * 4.0f;
+    for (int64_t i = 0; i < A; i++) w[i] = frand() + 1.0f;
+    /* a permutation of the grouped rows, as grouping by expert makes */
+    for (int64_t i = 0; i < A; i++) slot[i] = (int32_t)i;
+    for (int64_t i = A - 1; i > 0; i--) {
+        int64_t j = (int64_t)(rnd() % (uint64_t)(i + 1));
+        int32_t x = slot[i];
+        slot[i] = slot[j], slot[j] = x;
+    }
+    combine_ref(want, src, slot, w, n_tokens, k, n);
+    float *d_src = dev(src, sizeof(float) * (size_t)(A * n)), *d_w = dev(w, sizeof(float) * (size_t)A);
+    int32_t *d_slot = dev(slot, sizeof(int32_t) * (size_t)A);
+    float *d_dst = dev(NULL, sizeof(float) * (size_t)(n_tokens * n));
+    CHECK_STATUS(clv_cuda_moe_combine(d_dst, d_src, d_slot, d_w, n_tokens, k, n, NULL), CLV_OK);
+    to_host(got, d_dst, sizeof(float) * (size_t)(n_tokens * n));
+    CHECK_MSG(!memcmp(got, want, sizeof(float) * (size_t)(n_tokens * n)), "MoE combine %lld x %lld x %lld: error %.3g",
+              (long long)n_tokens, (long long)k, (long long)n, norm_err(got, want, n_tokens * n));
+    /* one token's combine with slots in order is the weighted sum */
+    for (int64_t j = 0; j < k; j++) slot[j] = (int32_t)j;
+    combine_ref(want, src, slot, w, 1, k, n);
+    CHECK_STATUS(clv_cuda_weighted_sum(d_dst, d_src, d_w, k, n, NULL), CLV_OK);
+    to_host(got, d_dst, sizeof(float) * (size_t)n);
+    CHECK_MSG(!memcmp(got, want, sizeof(float) * (size_t)n), "weighted sum %lld x %lld: error %.3g", (long long)k,
+              (long long)n, norm_err(got, want, n));
+    CHECK_STATUS(clv_cuda_moe_combine(d_dst, d_src, d_slot, d_w, 70000, k, n, NULL), CLV_ERR_ARG);
+    cudaFree(d_src), cudaFree(d_w), cudaFree(d_slot), cudaFree(d_dst);
+    free(src), free(w), free(want), free(got), free(slot);
+}
+
 int main(void) {
     int n_dev = 0;
     if (cudaGetDeviceCount(&n_dev) != cudaSuccess || n_dev == 0) TEST_SKIP("no CUDA device");
@@ -518,6 +571,12 @@ int main(void) {
 
     const int64_t alens[] = {1, 31, 33, 4096, 151936};
     for (size_t i = 0; i < sizeof alens / sizeof alens[0]; i++) test_argmax(alens[i]);
+
+    test_moe_combine(1, 1, 1);
+    test_moe_combine(3, 2, 33);     /* Mixtral-like */
+    test_moe_combine(40, 8, 2048);  /* Qwen3-30B-A3B */
+    test_moe_combine(512, 8, 300);
+    printf("MoE combine and weighted sum: exact\n");
 
     test_refusals();
     clv_threadpool_free(cpu.pool);

@@ -176,13 +176,15 @@ static void check_model(const char *file) {
     cp.vram_budget = 0; /* the default: plenty for a fixture */
     CHECK_STATUS(clv_context_create(m, &cp, &ctx), CLV_OK);
     /* a context's scratch holds n_batch tokens and the tensor-core workspace */
-    clv_gpu_params pc = p;
-    pc.n_batch = cp.n_batch;
-    pc.logits_all = cp.logits_all;
-    clv_gpu_need need_ctx;
-    clv_gpu_need_of(m, &pc, &need_ctx);
-    CHECK(need_ctx.scratch > need.scratch);
-    if (ctx) CHECK_EQ_INT(clv_vram_used(ctx->gpu->vram), need_ctx.total);
+    if (ctx) {
+        clv_gpu_params pc = p;
+        pc.n_batch = ctx->params.n_batch; /* the context's, after it capped it to n_ctx */
+        pc.logits_all = ctx->params.logits_all;
+        clv_gpu_need need_ctx;
+        clv_gpu_need_of(m, &pc, &need_ctx);
+        CHECK(need_ctx.scratch > need.scratch);
+        CHECK_EQ_INT(clv_vram_used(ctx->gpu->vram), need_ctx.total);
+    }
     clv_context_free(ctx);
     uint64_t free6 = device_free();
     CHECK_MSG(about(free6, free0), "%s: a freed GPU context left device memory allocated (%llu free before, %llu "

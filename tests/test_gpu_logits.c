@@ -131,19 +131,25 @@ static void check_file(const char *fixture, const char *gguf, const char *logits
              * product may be off by 2^-7 of sum |w x| (cuda_matmul.h), which
              * on these 32-wide fixtures (short sums, much cancellation) comes
              * to at most 3.7e-2 of the largest logit (H200, 2026-12-03); a
-             * wrong row or layout is off by far more. Where the top two
-             * router logits are that close an MoE token takes another expert
-             * and its logits differ wholly (mixtral.q8_0: one position), so
-             * there nine positions in ten must be within 6e-2, as must the
-             * argmax. */
+             * wrong row or layout is off by far more. Dense models: nine
+             * positions in ten within 6e-2, and the argmax. MoE models: where
+             * the top router logits are that close a token takes another
+             * expert in the second layer and its logits differ wholly, and
+             * the tokens after it see a changed key and value; on these
+             * random 8-expert fixtures that is up to 6 of 40 positions
+             * (mixtral.q8_0, with experts on tensor cores; the batches of 4
+             * above check the grouped MoE path exactly), so there three in
+             * four within 6e-2 and the argmax at 85%. */
+            bool moe = m->hp.n_expert > 0;
             if (tensor_cores) {
-                CHECK_MSG(within * 10 >= n_tok * 9, "%s (%s, %s KV, %s): %lld of %lld positions within %g", fixture,
-                          gguf, clv_type_name(kv_types[kt]), how, (long long)within, (long long)n_tok, bound);
+                CHECK_MSG(within * (moe ? 4 : 10) >= n_tok * (moe ? 3 : 9),
+                          "%s (%s, %s KV, %s): %lld of %lld positions within %g", fixture, gguf,
+                          clv_type_name(kv_types[kt]), how, (long long)within, (long long)n_tok, bound);
             } else {
                 CHECK_MSG(worst <= bound, "%s (%s, %s KV, %s): GPU vs CPU rel error %.3g > %g", fixture, gguf,
                           clv_type_name(kv_types[kt]), how, worst, bound);
             }
-            CHECK_MSG(tensor_cores ? top1 * 10 >= n_tok * 9 : top1 == n_tok,
+            CHECK_MSG(tensor_cores ? top1 * 20 >= n_tok * (moe ? 17 : 18) : top1 == n_tok,
                       "%s (%s, %s KV, %s): argmax agrees at %lld of %lld positions", fixture, gguf,
                       clv_type_name(kv_types[kt]), how, (long long)top1, (long long)n_tok);
             printf("%-18s %-28s %s KV %-12s: GPU vs CPU %.2e (%lld/%lld within %g), vs transformers %.2e, top-1 "

@@ -125,6 +125,14 @@ clv_status clv_cuda_kv_store(void *cache, int32_t type, int64_t width, const int
  * must not overlap src. */
 clv_status clv_cuda_weighted_sum(float *dst, const float *src, const float *w, int64_t k, int64_t n, void *stream);
 
+/* The MoE combine of a batch with its expert outputs grouped by expert:
+ * dst[t][i] = sum_j w[t][j] * src[slot[t][j]][i] for t < n_tokens (at most
+ * 65535), j < k, i < n; slot and w are [n_tokens][k] in device memory, slot
+ * the grouped row of each (token, slot). Summed from zero in slot order
+ * (the CPU's bits). dst must not overlap src. */
+clv_status clv_cuda_moe_combine(float *dst, const float *src, const int32_t *slot, const float *w,
+                                int64_t n_tokens, int64_t k, int64_t n, void *stream);
+
 /* The shared expert's gate (clv_op_sigmoid_gate): for each of n_rows rows,
  * dst[r][0..n_dst) *= sigmoid(gate . x[r]), x [n_rows][n], gate [n], the
  * dot product and sigmoid in double. */
