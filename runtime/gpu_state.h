@@ -82,11 +82,9 @@ typedef struct clv_gpu_state {
     struct clv_cuda_matmul_handle *matmul; /* cuBLAS on stream, with s.matmul_ws (NULL without) */
     int32_t *io_host;           /* [2][n_batch]: host staging of s.io */
     /* The batch being run (ops_cuda.c): the position of its first token
-     * (the others follow), whether every token wants logits (else the
-     * last only), the first failure of an op (ops return nothing; the
-     * decode returns it). */
+     * (the others follow) and the first failure of an op (ops return
+     * nothing; the decode returns it). */
     int64_t pos;
-    bool logits_all;
     clv_status error;
     char error_msg[512];
     /* MoE on the host (allocated with the state): the experts the router

@@ -339,7 +339,6 @@ clv_status clv_gpu_decode(clv_context *ctx, const clv_batch *batch) {
         }
         g->error = CLV_OK;
         g->pos = ctx->n_past;
-        g->logits_all = batch->logits_all;
         if ((st = clv_vram_to_device(g->s.io, io, sizeof(int32_t) * 2 * (size_t)B, g->stream))) break;
         clv_batch piece = {.n_tokens = take, .tokens = batch->tokens + done, .logits_all = batch->logits_all};
         if ((st = ctx->model->arch->forward(ctx, &piece))) break;

@@ -12,43 +12,18 @@
  * range as weight quantization, with routing kept out (dense archs). */
 #include <math.h>
 
+#include "arch_fixtures.h"
 #include "context.h"
 #include "json.h"
 #include "model.h"
 #include "test.h"
 #include "types.h"
 
-static char dir[4096];
-
-static float *read_logits(const char *name, int64_t n) {
-    char path[8192];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    float *v = malloc((size_t)n * sizeof *v);
-    if (v && fread(v, sizeof *v, (size_t)n, f) != (size_t)n) {
-        free(v);
-        v = NULL;
-    }
-    fclose(f);
-    return v;
-}
-
-static double row_error(const float *got, const float *want, int64_t n) {
-    double maxdiff = 0, maxref = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = fabs((double)got[i] - want[i]);
-        if (!(d <= maxdiff)) maxdiff = d; /* NaN counts as worst */
-        if (fabs(want[i]) > maxref) maxref = fabs(want[i]);
-    }
-    return maxdiff / (maxref > 0 ? maxref : 1);
-}
-
 static void check_file(const char *fixture, const char *gguf, const char *logits, const int32_t *prompt, int64_t n_tok,
                        int64_t n_vocab, double tol, bool reference) {
     char path[8192];
-    snprintf(path, sizeof path, "%s/%s", dir, gguf);
-    float *ref = read_logits(logits, n_tok * n_vocab);
+    snprintf(path, sizeof path, "%s/%s", arch_fixture_dir(), gguf);
+    float *ref = arch_fixture_logits(logits, n_tok * n_vocab);
     CHECK_MSG(ref != NULL, "%s: cannot read %s", fixture, logits);
     clv_model *m = NULL;
     clv_context *ctx = NULL;
@@ -71,7 +46,7 @@ static void check_file(const char *fixture, const char *gguf, const char *logits
     CHECK_STATUS(clv_decode(ctx, &b), CLV_OK);
     double worst = 0;
     for (int64_t t = 0; t < n_tok && ctx->n_logits == n_tok; t++) {
-        double e = row_error(clv_context_logits(ctx, t), ref + t * n_vocab, n_vocab);
+        double e = arch_row_error(clv_context_logits(ctx, t), ref + t * n_vocab, n_vocab);
         if (!(e <= worst)) worst = e;
     }
     CHECK_MSG(worst <= tol, "%s (%s): batch logits rel error %.3g > %.3g", fixture, gguf, worst, tol);
@@ -82,7 +57,7 @@ static void check_file(const char *fixture, const char *gguf, const char *logits
     for (int64_t t = 0; t < n_tok; t++) {
         clv_batch one = {.n_tokens = 1, .tokens = prompt + t, .logits_all = false};
         CHECK_STATUS(clv_decode(ctx, &one), CLV_OK);
-        double e = row_error(clv_context_logits(ctx, 0), ref + t * n_vocab, n_vocab);
+        double e = arch_row_error(clv_context_logits(ctx, 0), ref + t * n_vocab, n_vocab);
         if (!(e <= worst1)) worst1 = e;
     }
     CHECK_MSG(worst1 <= tol, "%s (%s): token-by-token logits rel error %.3g > %.3g", fixture, gguf, worst1, tol);
@@ -95,14 +70,8 @@ done:
 }
 
 int main(void) {
-    snprintf(dir, sizeof dir, "%s/tests/data/arch", CLEAVE_SOURCE_DIR);
-    char manifest_path[8192];
-    snprintf(manifest_path, sizeof manifest_path, "%s/manifest.json", dir);
-    clv_json *manifest = NULL;
-    if (clv_json_parse_file(manifest_path, NULL, &manifest) != CLV_OK) {
-        fprintf(stderr, "%s\n", clv_last_error());
-        return 1;
-    }
+    clv_json *manifest = arch_fixture_manifest();
+    if (!manifest) return 1;
     const clv_json *fixtures = clv_json_get(manifest, "fixtures");
     CHECK(clv_json_count(fixtures) >= 8);
     for (size_t i = 0; i < clv_json_count(fixtures); i++) {

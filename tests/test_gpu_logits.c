@@ -15,38 +15,13 @@
  * Skips without a CUDA device. */
 #include <cuda_runtime_api.h>
 
+#include "arch_fixtures.h"
 #include "context.h"
 #include "gpu_state.h"
 #include "json.h"
 #include "model.h"
 #include "test.h"
 #include "types.h"
-
-static char dir[4096];
-
-static float *read_logits(const char *name, int64_t n) {
-    char path[8192];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    float *v = malloc((size_t)n * sizeof *v);
-    if (v && fread(v, sizeof *v, (size_t)n, f) != (size_t)n) {
-        free(v);
-        v = NULL;
-    }
-    fclose(f);
-    return v;
-}
-
-static double row_error(const float *got, const float *want, int64_t n) {
-    double maxdiff = 0, maxref = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = fabs((double)got[i] - want[i]);
-        if (!(d <= maxdiff)) maxdiff = d; /* NaN counts as worst */
-        if (fabs(want[i]) > maxref) maxref = fabs(want[i]);
-    }
-    return maxdiff / (maxref > 0 ? maxref : 1);
-}
 
 static int64_t argmax(const float *v, int64_t n) {
     int64_t best = 0;
@@ -87,12 +62,12 @@ static clv_status run(clv_model *m, bool gpu, int32_t kv_type, const int32_t *pr
 static void check_file(const char *fixture, const char *gguf, const char *logits, const int32_t *prompt,
                        int64_t n_tok) {
     char path[8192];
-    snprintf(path, sizeof path, "%s/%s", dir, gguf);
+    snprintf(path, sizeof path, "%s/%s", arch_fixture_dir(), gguf);
     clv_model *m = NULL;
     CHECK_STATUS(clv_model_load(path, NULL, &m), CLV_OK);
     if (!m) return;
     int64_t n_vocab = m->hp.n_vocab;
-    float *ref = read_logits(logits, n_tok * n_vocab);
+    float *ref = arch_fixture_logits(logits, n_tok * n_vocab);
     float *cpu = malloc(sizeof(float) * (size_t)(n_tok * n_vocab));
     float *gpu = malloc(sizeof(float) * (size_t)(n_tok * n_vocab));
     const int32_t kv_types[2] = {CLV_TYPE_F32, CLV_TYPE_F16};
@@ -113,11 +88,11 @@ static void check_file(const char *fixture, const char *gguf, const char *logits
             double worst = 0, worst_ref = 0;
             int64_t top1 = 0, within = 0;
             for (int64_t t = 0; t < n_tok; t++) {
-                double e = row_error(gpu + t * n_vocab, cpu + t * n_vocab, n_vocab);
+                double e = arch_row_error(gpu + t * n_vocab, cpu + t * n_vocab, n_vocab);
                 if (!(e <= worst)) worst = e;
                 within += e <= bound;
                 if (ref) {
-                    e = row_error(gpu + t * n_vocab, ref + t * n_vocab, n_vocab);
+                    e = arch_row_error(gpu + t * n_vocab, ref + t * n_vocab, n_vocab);
                     if (!(e <= worst_ref)) worst_ref = e;
                 }
                 top1 += argmax(gpu + t * n_vocab, n_vocab) == argmax(cpu + t * n_vocab, n_vocab);
@@ -165,7 +140,7 @@ static void check_file(const char *fixture, const char *gguf, const char *logits
 /* Observers and sparse FFNs have no GPU path: refused, never run wrongly. */
 static void refusals(void) {
     char path[8192];
-    snprintf(path, sizeof path, "%s/qwen3.f32.gguf", dir);
+    snprintf(path, sizeof path, "%s/qwen3.f32.gguf", arch_fixture_dir());
     clv_model *m = NULL;
     CHECK_STATUS(clv_model_load(path, NULL, &m), CLV_OK);
     if (!m) return;
@@ -191,14 +166,8 @@ static void refusals(void) {
 int main(void) {
     int n_dev = 0;
     if (cudaGetDeviceCount(&n_dev) != cudaSuccess || n_dev == 0) TEST_SKIP("no CUDA device");
-    snprintf(dir, sizeof dir, "%s/tests/data/arch", CLEAVE_SOURCE_DIR);
-    char manifest_path[8192];
-    snprintf(manifest_path, sizeof manifest_path, "%s/manifest.json", dir);
-    clv_json *manifest = NULL;
-    if (clv_json_parse_file(manifest_path, NULL, &manifest) != CLV_OK) {
-        fprintf(stderr, "%s\n", clv_last_error());
-        return 1;
-    }
+    clv_json *manifest = arch_fixture_manifest();
+    if (!manifest) return 1;
     const clv_json *fixtures = clv_json_get(manifest, "fixtures");
     CHECK(clv_json_count(fixtures) >= 8);
     for (size_t i = 0; i < clv_json_count(fixtures); i++) {

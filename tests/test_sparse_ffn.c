@@ -32,6 +32,7 @@
  * Errors are relative per position: max |d| / max |reference logit|. */
 #include <math.h>
 
+#include "arch_fixtures.h"
 #include "context.h"
 #include "dequantize.h"
 #include "fp16.h"
@@ -760,14 +761,9 @@ static void check_top_k(const char *name) {
 }
 
 int main(void) {
-    snprintf(dir, sizeof dir, "%s/tests/data/arch", CLEAVE_SOURCE_DIR);
-    char manifest_path[8192];
-    snprintf(manifest_path, sizeof manifest_path, "%s/manifest.json", dir);
-    clv_json *manifest = NULL;
-    if (clv_json_parse_file(manifest_path, NULL, &manifest) != CLV_OK) {
-        fprintf(stderr, "%s\n", clv_last_error());
-        return 1;
-    }
+    snprintf(dir, sizeof dir, "%s", arch_fixture_dir());
+    clv_json *manifest = arch_fixture_manifest();
+    if (!manifest) return 1;
     const clv_json *ids = clv_json_get(manifest, "prompt_token_ids");
     n_prompt = (int64_t)clv_json_count(ids);
     CHECK(n_prompt > 8 && n_prompt <= 64);

@@ -176,17 +176,10 @@ int clv_cmd_bench(int argc, char **argv) {
             if (!strcmp(a, "--ram")) ram_budget = size;
             else vram_budget = (uint64_t)size;
         } else if (!strcmp(a, "--gpu") || !strcmp(a, "-ngl") || !strcmp(a, "--n-gpu-layers")) {
-            if (!strcmp(v, "all")) gpu_layers = INT64_MAX;
-            else if (!strcmp(v, "none")) gpu_layers = 0;
-            else {
-                char *end;
-                long long nl = strtoll(v, &end, 10);
-                if (*end || end == v || nl < 0 || !strcmp(a, "--gpu")) {
-                    fprintf(stderr, "cleave bench: bad value '%s' for %s (all, %s)\n", v, a,
-                            strcmp(a, "--gpu") ? "or a number of layers" : "or none");
-                    return 2;
-                }
-                gpu_layers = nl;
+            if (!clv_parse_gpu_layers(a, v, &gpu_layers)) {
+                fprintf(stderr, "cleave bench: bad value '%s' for %s (all, %s)\n", v, a,
+                        strcmp(a, "--gpu") ? "none or a number of layers" : "or none");
+                return 2;
             }
         } else if (!strcmp(a, "--gpu-device")) {
             gpu_device = atoi(v);
@@ -223,11 +216,8 @@ int clv_cmd_bench(int argc, char **argv) {
     }
     /* Whole-model offload only: a partial split is the placement solver's job. */
     bool gpu = gpu_layers > 0;
-    if (gpu && gpu_layers < model->hp.n_layer) {
-        fprintf(stderr,
-                "cleave bench: -ngl %lld: the GPU runs all %lld layers of this model or none; a partial split "
-                "is not available yet (use -ngl all or --gpu all)\n",
-                (long long)gpu_layers, (long long)model->hp.n_layer);
+    if (clv_check_gpu_layers(gpu_layers, model)) {
+        fprintf(stderr, "cleave bench: %s\n", clv_last_error());
         clv_model_free(model);
         return 2;
     }

@@ -90,6 +90,25 @@ double clv_parse_size(const char *s) {
     return *end ? -1 : v;
 }
 
+static bool parse_i64(const char *s, int64_t *out);
+
+bool clv_parse_gpu_layers(const char *opt, const char *val, int64_t *out) {
+    int64_t n;
+    if (!strcmp(val, "all")) *out = INT64_MAX;
+    else if (!strcmp(val, "none")) *out = 0;
+    else if (strcmp(opt, "--gpu") && parse_i64(val, &n) && n >= 0) *out = n; /* -ngl N */
+    else return false;
+    return true;
+}
+
+clv_status clv_check_gpu_layers(int64_t gpu_layers, const clv_model *m) {
+    if (gpu_layers <= 0 || gpu_layers >= m->hp.n_layer) return CLV_OK;
+    return clv_fail(CLV_ERR_UNSUPPORTED,
+                    "-ngl %lld: the GPU runs all %lld layers of this model or none; a partial split is not "
+                    "available yet (use -ngl all or --gpu all)",
+                    (long long)gpu_layers, (long long)m->hp.n_layer);
+}
+
 static bool parse_i64(const char *s, int64_t *out) {
     char *end;
     errno = 0;
@@ -152,10 +171,7 @@ int clv_options_parse_one(clv_options *o, int argc, char **argv, int *i) {
         o->f32_activations = true;
     } else if (!strcmp(a, "--gpu") || !strcmp(a, "-ngl") || !strcmp(a, "--n-gpu-layers")) {
         NEED_VALUE();
-        if (!strcmp(val, "all")) o->gpu_layers = INT64_MAX;
-        else if (!strcmp(val, "none")) o->gpu_layers = 0;
-        else if (strcmp(a, "--gpu") && parse_i64(val, &n) && n >= 0) o->gpu_layers = n;
-        else BAD_VALUE();
+        if (!clv_parse_gpu_layers(a, val, &o->gpu_layers)) BAD_VALUE();
     } else if (!strcmp(a, "--gpu-device")) {
         NEED_VALUE();
         if (!parse_i64(val, &n) || n < 0 || n > 1024) BAD_VALUE();
@@ -250,11 +266,7 @@ clv_status clv_options_load(clv_options *o, clv_model **model, clv_context **ctx
     mp.verbose = o->verbose;
     clv_status st = clv_model_load(o->model, &mp, model);
     if (st) return st;
-    if (o->gpu_layers > 0 && o->gpu_layers < (*model)->hp.n_layer) {
-        st = clv_fail(CLV_ERR_UNSUPPORTED,
-                      "-ngl %lld: the GPU runs all %lld layers of this model or none; a partial split is not "
-                      "available yet (use -ngl all or --gpu all)",
-                      (long long)o->gpu_layers, (long long)(*model)->hp.n_layer);
+    if ((st = clv_check_gpu_layers(o->gpu_layers, *model))) {
         clv_model_free(*model);
         *model = NULL;
         return st;

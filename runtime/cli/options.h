@@ -47,6 +47,14 @@ void clv_options_usage(FILE *f);
 /* "24G", "512M", "1.5T", "300MiB", plain bytes (binary units); -1 when malformed. */
 double clv_parse_size(const char *s);
 
+/* The value of --gpu (all|none) or -ngl/--n-gpu-layers (N|all|none) as
+ * layers on the GPU, INT64_MAX for all; false when malformed. */
+bool clv_parse_gpu_layers(const char *opt, const char *val, int64_t *out);
+
+/* CLV_ERR_UNSUPPORTED, saying why, for 0 < gpu_layers < the model's layers:
+ * the GPU runs a whole model or none until the placement solver splits it. */
+clv_status clv_check_gpu_layers(int64_t gpu_layers, const clv_model *m);
+
 /* Loads the model and creates a context from the options. */
 clv_status clv_options_load(clv_options *o, clv_model **model, clv_context **ctx, double *load_seconds);
 
