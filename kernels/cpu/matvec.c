@@ -157,9 +157,14 @@ void clv_cpu_matvec_ids(int32_t wtype, const void *w, size_t row_bytes, int64_t 
         k->mv_ids[wtype](n_in, (const uint8_t *)w, row_bytes, ids, n_ids, (const uint8_t *)xq, y);
         return;
     }
+    /* Runs of consecutive ids go to the row kernel; the rows up to eight ids
+     * past the run are prefetched, since jumps defeat the hardware prefetcher. */
+    int64_t fetched = 0;
     for (int64_t i = 0; i < n_ids;) {
         int64_t r0 = ids[i], len = 1;
         while (i + len < n_ids && ids[i + len] == r0 + len) len++;
+        for (int64_t end = i + len + 8 < n_ids ? i + len + 8 : n_ids; fetched < end; fetched++)
+            for (size_t o = 0; o < row_bytes; o += 64) __builtin_prefetch((const uint8_t *)w + (size_t)ids[fetched] * row_bytes + o);
         k->mm[wtype](n_in, (const uint8_t *)w + (size_t)r0 * row_bytes, row_bytes, len, (const uint8_t *)xq, 0, 1,
                      y + i, 0);
         i += len;
