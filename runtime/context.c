@@ -48,7 +48,7 @@ void clv_context_free(clv_context *ctx) {
             free(sp->layers[il].down_t_row_scale);
         }
         void *sbufs[] = {sp->layers, sp->pred_hidden, sp->pred_logit, sp->pred_trusted, sp->cand, sp->cand_act, sp->active,
-                         sp->active_h, sp->chunk_active, sp->xq, sp};
+                         sp->active_h, sp->chunk_active, sp->chunk_cand, sp->xq, sp->pred_xq, sp->pred_hq, sp};
         for (size_t i = 0; i < sizeof sbufs / sizeof sbufs[0]; i++) free(sbufs[i]);
     }
     clv_threadpool_free(ctx->pool);
@@ -208,7 +208,7 @@ static clv_status create_sparse(clv_context *ctx) {
     const clv_model *m = ctx->model;
     const clv_hparams *hp = &m->hp;
     const clv_ffn_sparsity *spec = ctx->params.sparsity;
-    int64_t B = ctx->params.n_batch, max_ff = 1, max_rank = 1;
+    int64_t B = ctx->params.n_batch, max_ff = 1, max_rank = 1, pred_xq = 1, pred_hq = 1;
     bool failed = false;
     clv_sparse_state *sp = ctx->sparse = sparse_alloc(ctx, 1, sizeof *sp, &failed);
     if (!failed) sp->layers = sparse_alloc(ctx, (size_t)hp->n_layer, sizeof *sp->layers, &failed);
@@ -230,7 +230,11 @@ static clv_status create_sparse(clv_context *ctx) {
             sl->keep = k < 1 ? 1 : k > hp->n_ff[il] ? hp->n_ff[il] : k;
         }
         sl->predictor = p;
-        if (p) max_rank = max64(max_rank, p->w1->ne[1]);
+        if (p) {
+            max_rank = max64(max_rank, p->w1->ne[1]);
+            pred_xq = max64(pred_xq, (int64_t)clv_cpu_activation_bytes(p->w1->type, hp->n_embd));
+            pred_hq = max64(pred_hq, (int64_t)clv_cpu_activation_bytes(p->w2->type, p->w1->ne[1]));
+        }
         max_ff = max64(max_ff, hp->n_ff[il]);
         /* Float sources stay exact; quantized ones keep 8 bits per weight. */
         bool float_src = down->type == CLV_TYPE_F32 || down->type == CLV_TYPE_F16 || down->type == CLV_TYPE_BF16;
@@ -254,6 +258,9 @@ static clv_status create_sparse(clv_context *ctx) {
     sp->active = sparse_alloc(ctx, (size_t)max_ff, sizeof(int32_t), &failed);
     sp->active_h = sparse_alloc(ctx, (size_t)max_ff, sizeof(float), &failed);
     sp->chunk_active = sparse_alloc(ctx, (size_t)max_ff, sizeof(int64_t), &failed);
+    sp->chunk_cand = sparse_alloc(ctx, (size_t)max_ff, sizeof(int64_t), &failed);
+    sp->pred_xq = sparse_alloc(ctx, 1, (size_t)pred_xq, &failed);
+    sp->pred_hq = sparse_alloc(ctx, 1, (size_t)pred_hq, &failed);
     sp->xq = sparse_alloc(ctx, 2, ctx->s.xq_row_bytes, &failed);
     free(nodes);
     /* Transposing reads a piece of every down row at a time (freed after). */

@@ -103,8 +103,9 @@ typedef struct clv_sparse_state {
     float *cand_act;
     int32_t *active;
     float *active_h;
-    int64_t *chunk_active;
+    int64_t *chunk_active, *chunk_cand;
     void *xq; /* the FFN input quantized for gate and for up [2][s.xq_row_bytes] */
+    void *pred_xq, *pred_hq; /* decode: x quantized for w1, the hidden layer for w2 */
 } clv_sparse_state;
 
 typedef struct clv_context_params {

@@ -166,21 +166,35 @@ static void ffn_masked(clv_context *ctx, int64_t il, float *dst, const float *x,
 typedef struct rows_args {
     const clv_weight *gate, *up;
     const void *xq_gate, *xq_up;
+    const clv_neuron_predictor *p; /* NULL: every neuron is a candidate */
     clv_sparse_state *sp;
     float *h_out, *up_out; /* h by neuron (ffn_a); up by candidate (ffn_b) */
-    int64_t n_cand, chunk;
+    int64_t chunk;
     float threshold;
     clv_ffn_act act;
 } rows_args;
 
-/* One chunk of candidates: gate and up (gathered rows, compact), h =
- * act(gate) * up, threshold. Survivors go to active / active_h from the
- * chunk's first position on; every candidate's h also goes to h_out by
- * neuron, for the observer. */
+/* One chunk [b, e) of neurons: the predictor's logits for them (its w2
+ * rows b..e against the hidden layer already in sp->pred_hq) pick the
+ * candidates, or all are; then gate and up of the candidates (gathered
+ * rows, compact), h = act(gate) * up, threshold. Candidates and survivors
+ * go to cand and active / active_h from the chunk's first position on;
+ * every candidate's h also goes to h_out by neuron, for the observer. Doing
+ * the predictor here rather than as its own pass spares two rounds of
+ * waking and waiting for the threads per layer. */
 static void rows_chunk(rows_args *a, int64_t b, int64_t e) {
     clv_sparse_state *sp = a->sp;
-    const int32_t *cand = sp->cand + b;
-    int64_t n = e - b;
+    int32_t *cand = sp->cand + b;
+    int64_t n = 0;
+    if (a->p) {
+        const clv_weight *w2 = a->p->w2;
+        float *z = sp->pred_logit;
+        clv_cpu_matvec(w2->type, w2->data, w2->row_bytes, w2->ne[0], sp->pred_hq, z + b, b, e);
+        for (int64_t i = b; i < e; i++)
+            if (predicted_active(a->p, z, i)) cand[n++] = (int32_t)i;
+    } else {
+        for (int64_t i = b; i < e; i++) cand[n++] = (int32_t)i;
+    }
     float *g = sp->cand_act + b, *u = a->up_out + b;
     clv_cpu_matvec_ids(a->gate->type, a->gate->data, a->gate->row_bytes, a->gate->ne[0], a->xq_gate, cand, n, g);
     clv_cpu_matvec_ids(a->up->type, a->up->data, a->up->row_bytes, a->up->ne[0], a->xq_up, cand, n, u);
@@ -196,6 +210,7 @@ static void rows_chunk(rows_args *a, int64_t b, int64_t e) {
             h[n_active++] = v;
         }
     }
+    sp->chunk_cand[b / a->chunk] = n;
     sp->chunk_active[b / a->chunk] = n_active;
 }
 
@@ -236,6 +251,23 @@ static void down_range(void *arg, int64_t b, int64_t e) {
     }
 }
 
+/* The predictor's hidden layer relu(w1 . x + b1), quantized for w2, into
+ * sp->pred_hq: small (rank rows), so the calling thread does it alone. */
+static void predict_hidden(clv_context *ctx, const clv_neuron_predictor *p, const float *x, int64_t n_embd) {
+    clv_sparse_state *sp = ctx->sparse;
+    const clv_weight *w1 = p->w1, *w2 = p->w2;
+    int64_t rank = w1->ne[1];
+    clv_cpu_quantize_activation(w1->type, x, sp->pred_xq, n_embd);
+    clv_cpu_matvec(w1->type, w1->data, w1->row_bytes, n_embd, sp->pred_xq, sp->pred_hidden, 0, rank);
+    for (int64_t r = 0; r < rank; r++) {
+        float v = sp->pred_hidden[r] + (p->b1 ? p->b1[r] : 0.0f);
+        sp->pred_hidden[r] = v > 0.0f ? v : 0.0f;
+    }
+    clv_cpu_quantize_activation(w2->type, sp->pred_hidden, sp->pred_hq, rank);
+    ctx->weight_bytes_read += w1->bytes + w2->bytes +
+                              (uint64_t)((p->b1 ? rank : 0) + (p->b2 ? w2->ne[1] : 0)) * sizeof(float);
+}
+
 static void ffn_decode(clv_context *ctx, int64_t il, float *dst, const float *x, const clv_weight *gate,
                        const clv_weight *up, int64_t n_ff, clv_ffn_act act) {
     clv_sparse_state *sp = ctx->sparse;
@@ -244,15 +276,9 @@ static void ffn_decode(clv_context *ctx, int64_t il, float *dst, const float *x,
     int64_t n_embd = gate->ne[0];
 
     /* Candidates: what the predictor lets through, or every neuron. */
-    int64_t n_cand = 0;
-    if (sl->predictor && predictor_trusted(sl->predictor, s->pos[0], x, n_embd)) {
-        predict(ctx, sl->predictor, x, 1);
-        for (int64_t i = 0; i < n_ff; i++) {
-            if (predicted_active(sl->predictor, sp->pred_logit, i)) sp->cand[n_cand++] = (int32_t)i;
-        }
-    } else {
-        for (int64_t i = 0; i < n_ff; i++) sp->cand[n_cand++] = (int32_t)i;
-    }
+    const clv_neuron_predictor *p =
+        sl->predictor && predictor_trusted(sl->predictor, s->pos[0], x, n_embd) ? sl->predictor : NULL;
+    if (p) predict_hidden(ctx, p, x, n_embd);
 
     /* x quantized once for gate and, when its partner type differs, for up. */
     uint8_t *xq_gate = sp->xq, *xq_up = xq_gate;
@@ -264,17 +290,19 @@ static void ffn_decode(clv_context *ctx, int64_t il, float *dst, const float *x,
 
     memset(s->ffn_a, 0, (size_t)n_ff * sizeof(float)); /* h of skipped neurons reads 0 */
     int64_t nth = clv_threadpool_n_threads(ctx->pool);
-    int64_t chunk = n_cand / (nth * 8);
+    /* whole tiles of eight rows for the predictor's w2 */
+    int64_t chunk = (n_ff / (nth * 8) + 7) / 8 * 8;
     chunk = chunk < 16 ? 16 : chunk > 256 ? 256 : chunk;
-    rows_args ra = {gate, up, xq_gate, xq_up, sp, s->ffn_a, s->ffn_b, n_cand, chunk, sl->threshold, act};
-    clv_cpu_parallel_for(ctx, n_cand, chunk, (double)n_embd * 2, rows_range, &ra);
+    rows_args ra = {gate, up, xq_gate, xq_up, p, sp, s->ffn_a, s->ffn_b, chunk, sl->threshold, act};
+    clv_cpu_parallel_for(ctx, n_ff, chunk, (double)n_embd * 2, rows_range, &ra);
     const clv_ffn_observer *obs = ctx->params.observer;
     if (obs && obs->dense) obs->dense(obs->user, il, x, s->ffn_a, 1, n_embd, n_ff);
 
     /* Survivors of every chunk, packed to the front. */
-    int64_t n_active = 0;
-    for (int64_t c = 0; c * chunk < n_cand; c++) {
+    int64_t n_active = 0, n_cand = 0;
+    for (int64_t c = 0; c * chunk < n_ff; c++) {
         int64_t cnt = sp->chunk_active[c];
+        n_cand += sp->chunk_cand[c];
         memmove(sp->active + n_active, sp->active + c * chunk, (size_t)cnt * sizeof(int32_t));
         memmove(sp->active_h + n_active, sp->active_h + c * chunk, (size_t)cnt * sizeof(float));
         n_active += cnt;
