@@ -12,8 +12,10 @@
  * later ops of the batch are skipped, and clv_gpu_decode returns it.
  *
  * Where a device value steers host work, the value is copied back: the
- * experts the router chose (one small copy and wait per MoE layer; a kernel
- * that reads the ids on the device would remove it). */
+ * experts the router chose, for batches of CLV_GPU_MATMUL_MIN_TOKENS or
+ * more (one small copy and wait per MoE layer, to group the batch by
+ * expert). Smaller batches (decode) run the chosen experts with kernels
+ * that read the ids on the device. */
 #include <string.h>
 
 #include "backend.h"
@@ -157,6 +159,29 @@ static const void *expert_slice(clv_gpu_state *g, const clv_weight *w, int32_t e
     return (const uint8_t *)clv_gpu_weight(g, w) + (uint64_t)ex * w->row_bytes * (uint64_t)w->ne[1];
 }
 
+/* A few tokens' routed experts, chosen and run on the device: each token's
+ * k experts in one launch per matrix (clv_cuda_matvec_experts reads the
+ * router's ids where they are), outputs in assignment order, so decode
+ * never waits for the router. */
+static void moe_on_device(clv_gpu_state *g, float *dst, const float *x, const clv_layer *l, int64_t n_tokens,
+                          int64_t n_expert, int64_t k, int64_t n_embd, clv_ffn_act act) {
+    clv_gpu_scratch *s = &g->s;
+    const clv_weight *gate = l->ffn_gate_exps, *up = l->ffn_up_exps, *down = l->ffn_down_exps;
+    int64_t n_ff = up->ne[1], A = n_tokens * k;
+    for (int64_t t = 0; t < n_tokens; t++) {
+        const int32_t *ids = s->expert_ids + t * k;
+        const float *xt = x + t * n_embd;
+        keep(g, clv_cuda_matvec_experts(gate->type, clv_gpu_weight(g, gate), (size_t)gate->row_bytes, n_embd, n_ff,
+                                        n_expert, ids, k, xt, 0, s->moe_a + t * k * n_ff, n_ff, g->stream));
+        keep(g, clv_cuda_matvec_experts(up->type, clv_gpu_weight(g, up), (size_t)up->row_bytes, n_embd, n_ff, n_expert,
+                                        ids, k, xt, 0, s->moe_b + t * k * n_ff, n_ff, g->stream));
+    }
+    keep(g, clv_cuda_glu(s->moe_a, s->moe_a, s->moe_b, A * n_ff, (clv_cuda_act)act, g->stream));
+    keep(g, clv_cuda_matvec_experts(down->type, clv_gpu_weight(g, down), (size_t)down->row_bytes, n_ff, n_embd,
+                                    n_expert, s->expert_ids, A, s->moe_a, n_ff, s->moe_c, n_embd, g->stream));
+    keep(g, clv_cuda_moe_combine(dst, s->moe_c, NULL, s->expert_w, n_tokens, k, n_embd, g->stream));
+}
+
 /* The batch's routed experts, grouped by expert: the router's choices come
  * back to the host (one wait per layer and batch), which groups the
  * assignments, uploads the grouping, and runs each chosen expert once over
@@ -177,6 +202,16 @@ static void cuda_moe(clv_context *ctx, float *dst, const float *x, const clv_lay
     if (g->error) return;
     keep(g, clv_cuda_moe_route(s->expert_ids, s->expert_w, s->router, n_tokens, n_expert, k, renormalize,
                                g->stream));
+    /* Decode-sized batches stay on the device, unless the profiler counts
+     * experts (on the host). Bytes read: each assignment's expert, an upper
+     * bound when tokens share one. */
+    const clv_weight *mats[3] = {l->ffn_gate_exps, l->ffn_up_exps, l->ffn_down_exps};
+    if ((n_tokens < CLV_GPU_MATMUL_MIN_TOKENS || !g->matmul) && !ctx->expert_counts) {
+        moe_on_device(g, dst, x, l, n_tokens, n_expert, k, n_embd, act);
+        int64_t used = A < n_expert ? A : n_expert;
+        for (int i = 0; i < 3; i++) ctx->weight_bytes_read += mats[i]->bytes / (uint64_t)n_expert * (uint64_t)used;
+        return;
+    }
     keep(g, clv_vram_to_host(g->moe_ids_host, s->expert_ids, (uint64_t)A * sizeof(int32_t), g->stream));
     if (g->error) return;
 
@@ -223,7 +258,6 @@ static void cuda_moe(clv_context *ctx, float *dst, const float *x, const clv_lay
                     s->moe_c + r0 * n_embd);
     }
     keep(g, clv_cuda_moe_combine(dst, s->moe_c, s->moe_map + A, s->expert_w, n_tokens, k, n_embd, g->stream));
-    const clv_weight *mats[3] = {gate, up, down};
     for (int i = 0; i < 3; i++) ctx->weight_bytes_read += mats[i]->bytes / (uint64_t)n_expert * (uint64_t)used;
 }
 

@@ -22,10 +22,14 @@
  *   weighted sum,   exact: the same products and sums in the same order, one
  *   MoE combine     rounding each (the reference below spells out the CPU
  *                   combine's loop with volatile temporaries, so no FMA).
+ *   expert matvec   exact against clv_cuda_matvec on each chosen expert's
+ *                   matrix (test_cuda_matvec holds that to the CPU); an id
+ *                   out of range gives NaN, not a stray read.
  * Skips without a CUDA device. */
 #include <cuda_runtime_api.h>
 
 #include "context.h"
+#include "cuda_matvec.h"
 #include "cuda_ops.h"
 #include "dequantize.h"
 #include "matvec.h"
@@ -512,6 +516,84 @@ static void test_moe_combine(int64_t n_tokens, int64_t k, int64_t n) {
     free(src), free(w), free(want), free(got), free(slot);
 }
 
+/* --- routed experts' products, ids on the device ---------------------------------- */
+
+static void test_matvec_experts(int32_t type, int64_t n_expert, int64_t n_in, int64_t n_rows, int64_t n_sel,
+                                bool shared_x) {
+    uint64_t row_bytes = 0;
+    CHECK(clv_type_bytes(type, n_in, &row_bytes));
+    const clv_type_info *ti = clv_type_get(type);
+    size_t expert_bytes = (size_t)row_bytes * (size_t)n_rows, total = expert_bytes * (size_t)n_expert;
+    uint8_t *w = malloc(total);
+    random_blocks(type, w, total / ti->block_bytes, ti->block_bytes);
+    int64_t x_stride = shared_x ? 0 : n_in, n_x = shared_x ? n_in : n_sel * n_in;
+    float *x = falloc(n_x), *got = falloc(n_sel * n_rows), *want = falloc(n_rows);
+    for (int64_t i = 0; i < n_x; i++) x[i] = frand();
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)n_sel);
+    for (int64_t s = 0; s < n_sel; s++) ids[s] = (int32_t)(rnd() % (uint64_t)n_expert);
+    uint8_t *d_w = dev(w, total);
+    float *d_x = dev(x, sizeof(float) * (size_t)n_x), *d_y = dev(NULL, sizeof(float) * (size_t)(n_sel * n_rows));
+    float *d_one = dev(NULL, sizeof(float) * (size_t)n_rows);
+    int32_t *d_ids = dev(ids, sizeof(int32_t) * (size_t)n_sel);
+    CHECK_STATUS(clv_cuda_matvec_experts(type, d_w, (size_t)row_bytes, n_in, n_rows, n_expert, d_ids, n_sel, d_x,
+                                         x_stride, d_y, n_rows, NULL),
+                 CLV_OK);
+    to_host(got, d_y, sizeof(float) * (size_t)(n_sel * n_rows));
+    int bad = 0;
+    for (int64_t s = 0; s < n_sel; s++) {
+        CHECK_STATUS(clv_cuda_matvec(type, d_w + (size_t)ids[s] * expert_bytes, (size_t)row_bytes, n_in, n_rows,
+                                     d_x + s * x_stride, d_one, NULL),
+                     CLV_OK);
+        to_host(want, d_one, sizeof(float) * (size_t)n_rows);
+        bad += memcmp(got + s * n_rows, want, sizeof(float) * (size_t)n_rows) != 0;
+    }
+    CHECK_MSG(bad == 0, "expert matvec %s: %d of %lld slices differ from the plain matvec", clv_type_name(type), bad,
+              (long long)n_sel);
+    /* an id out of range is a bug upstream: NaN in its slice, the others intact */
+    if (n_sel > 1) {
+        int32_t keep_id = ids[1];
+        ids[0] = (int32_t)n_expert;
+        CUDA_OK(cudaMemcpy(d_ids, ids, sizeof(int32_t), cudaMemcpyHostToDevice));
+        CHECK_STATUS(clv_cuda_matvec_experts(type, d_w, (size_t)row_bytes, n_in, n_rows, n_expert, d_ids, n_sel, d_x,
+                                             x_stride, d_y, n_rows, NULL),
+                     CLV_OK);
+        to_host(got, d_y, sizeof(float) * (size_t)(2 * n_rows));
+        CHECK(isnan(got[0]) && isnan(got[n_rows - 1]));
+        CHECK_STATUS(clv_cuda_matvec(type, d_w + (size_t)keep_id * expert_bytes, (size_t)row_bytes, n_in, n_rows,
+                                     d_x + x_stride, d_one, NULL),
+                     CLV_OK);
+        to_host(want, d_one, sizeof(float) * (size_t)n_rows);
+        CHECK(!memcmp(got + n_rows, want, sizeof(float) * (size_t)n_rows));
+    }
+    CHECK_STATUS(clv_cuda_matvec_experts(type, d_w, (size_t)row_bytes, n_in, n_rows, n_expert, d_ids, n_sel, d_x,
+                                         x_stride, d_y, n_rows - 1, NULL),
+                 CLV_ERR_ARG); /* y slices would overlap */
+    CHECK_STATUS(clv_cuda_matvec_experts(type, d_w, (size_t)row_bytes, n_in, n_rows, n_expert, NULL, n_sel, d_x,
+                                         x_stride, d_y, n_rows, NULL),
+                 CLV_ERR_ARG);
+    CUDA_OK(cudaDeviceSynchronize());
+    cudaFree(d_w), cudaFree(d_x), cudaFree(d_y), cudaFree(d_one), cudaFree(d_ids);
+    free(w), free(x), free(got), free(want), free(ids);
+}
+
+/* Outputs in assignment order (slot NULL) are the identity grouping. */
+static void test_moe_combine_in_order(int64_t n_tokens, int64_t k, int64_t n) {
+    int64_t A = n_tokens * k;
+    float *src = falloc(A * n), *w = falloc(A), *want = falloc(n_tokens * n), *got = falloc(n_tokens * n);
+    int32_t *slot = malloc(sizeof(int32_t) * (size_t)A);
+    for (int64_t i = 0; i < A * n; i++) src[i] = frand() * 4.0f;
+    for (int64_t i = 0; i < A; i++) w[i] = frand() + 1.0f, slot[i] = (int32_t)i;
+    combine_ref(want, src, slot, w, n_tokens, k, n);
+    float *d_src = dev(src, sizeof(float) * (size_t)(A * n)), *d_w = dev(w, sizeof(float) * (size_t)A);
+    float *d_dst = dev(NULL, sizeof(float) * (size_t)(n_tokens * n));
+    CHECK_STATUS(clv_cuda_moe_combine(d_dst, d_src, NULL, d_w, n_tokens, k, n, NULL), CLV_OK);
+    to_host(got, d_dst, sizeof(float) * (size_t)(n_tokens * n));
+    CHECK_MSG(!memcmp(got, want, sizeof(float) * (size_t)(n_tokens * n)), "MoE combine in order %lld x %lld x %lld",
+              (long long)n_tokens, (long long)k, (long long)n);
+    cudaFree(d_src), cudaFree(d_w), cudaFree(d_dst);
+    free(src), free(w), free(want), free(got), free(slot);
+}
+
 int main(void) {
     int n_dev = 0;
     if (cudaGetDeviceCount(&n_dev) != cudaSuccess || n_dev == 0) TEST_SKIP("no CUDA device");
@@ -576,7 +658,18 @@ int main(void) {
     test_moe_combine(3, 2, 33);     /* Mixtral-like */
     test_moe_combine(40, 8, 2048);  /* Qwen3-30B-A3B */
     test_moe_combine(512, 8, 300);
+    test_moe_combine_in_order(1, 8, 2048);
+    test_moe_combine_in_order(5, 2, 77);
     printf("MoE combine and weighted sum: exact\n");
+
+    for (int32_t t = 0; t < CLV_TYPE_COUNT; t++) {
+        if (!clv_type_can_dequantize(t)) continue;
+        test_matvec_experts(t, 16, 512, 40, 8, true);   /* one token, shared x */
+        test_matvec_experts(t, 5, 1024, 33, 12, false); /* down: an x per slice */
+    }
+    test_matvec_experts(CLV_TYPE_Q4_K, 128, 2048, 768, 8, true);   /* qwen3-30b-a3b gate/up */
+    test_matvec_experts(CLV_TYPE_Q6_K, 128, 768, 2048, 8, false);  /* and its down */
+    printf("expert matvec: every decodable type exact against the plain matvec\n");
 
     test_refusals();
     clv_threadpool_free(cpu.pool);

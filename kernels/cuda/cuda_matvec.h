@@ -24,6 +24,17 @@ extern "C" {
 clv_status clv_cuda_matvec(int32_t type, const void *w_dev, size_t row_bytes, int64_t n_in, int64_t n_rows,
                            const float *x_dev, float *y_dev, void *stream);
 
+/* Routed experts without a trip to the host: W is a 3-D expert tensor of
+ * n_expert matrices of n_rows x n_in (each n_rows * row_bytes bytes, one
+ * after another); for s < n_sel, y + s * y_stride = (matrix ids[s]) times
+ * (x + s * x_stride), x_stride 0 giving every expert the same x. ids (device
+ * memory, n_sel entries) come from the router kernel; an id out of range is
+ * a bug and fills its y with NaN. CLV_ERR_ARG also for y_stride < n_rows or
+ * n_sel above 65535. */
+clv_status clv_cuda_matvec_experts(int32_t type, const void *w_dev, size_t row_bytes, int64_t n_in, int64_t n_rows,
+                                   int64_t n_expert, const int32_t *ids_dev, int64_t n_sel, const float *x_dev,
+                                   int64_t x_stride, float *y_dev, int64_t y_stride, void *stream);
+
 #ifdef __cplusplus
 }
 #endif

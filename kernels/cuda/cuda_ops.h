@@ -128,8 +128,9 @@ clv_status clv_cuda_weighted_sum(float *dst, const float *src, const float *w, i
 /* The MoE combine of a batch with its expert outputs grouped by expert:
  * dst[t][i] = sum_j w[t][j] * src[slot[t][j]][i] for t < n_tokens (at most
  * 65535), j < k, i < n; slot and w are [n_tokens][k] in device memory, slot
- * the grouped row of each (token, slot). Summed from zero in slot order
- * (the CPU's bits). dst must not overlap src. */
+ * the grouped row of each (token, slot), or NULL when src holds the
+ * outputs in assignment order (row t * k + j). Summed from zero in slot
+ * order (the CPU's bits). dst must not overlap src. */
 clv_status clv_cuda_moe_combine(float *dst, const float *src, const int32_t *slot, const float *w,
                                 int64_t n_tokens, int64_t k, int64_t n, void *stream);
 

@@ -27,6 +27,34 @@
 
 #define ROWS_PER_BLOCK 8
 
+/* Which matrix and vectors a launch row (blockIdx.y) works on: for the plain
+ * product one (ids NULL); for routed experts, expert ids[blockIdx.y] of a 3-D
+ * tensor, the experts chosen on the device so the host never waits for them. */
+struct slice_sel {
+    const int32_t *ids;  /* [gridDim.y] or NULL */
+    size_t expert_bytes; /* bytes of one expert's matrix */
+    int64_t x_stride, y_stride; /* floats between the launch rows' x and y */
+    int32_t n_expert;
+};
+
+/* Moves w, x and y to this launch row's slice; false (after filling y with
+ * NaN, so that the bug shows in the logits) for an expert id out of range,
+ * which the router kernels never give. */
+__device__ static inline bool select_slice(const slice_sel &sel, const uint8_t *&w, const float *__restrict__ &x,
+                                           float *__restrict__ &y, int64_t n_rows) {
+    x += (int64_t)blockIdx.y * sel.x_stride;
+    y += (int64_t)blockIdx.y * sel.y_stride;
+    if (!sel.ids) return true;
+    int32_t e = sel.ids[blockIdx.y];
+    if (e < 0 || e >= sel.n_expert) {
+        for (int64_t r = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; r < n_rows; r += (int64_t)gridDim.x * blockDim.x)
+            y[r] = __int_as_float(0x7fc00000);
+        return false;
+    }
+    w += (size_t)e * sel.expert_bytes;
+    return true;
+}
+
 /* The row this warp computes (each launch block holds ROWS_PER_BLOCK warps). */
 __device__ static inline int64_t warp_row(void) {
     return (int64_t)blockIdx.x * ROWS_PER_BLOCK + (threadIdx.x >> 5);
@@ -42,7 +70,8 @@ static unsigned grid_for(int64_t n_rows) { return (unsigned)((n_rows + ROWS_PER_
 
 template <int TYPE, int ELEMS, int BYTES>
 __global__ static void matvec_kernel(const uint8_t *w, size_t row_bytes, int64_t n_in, int64_t n_rows,
-                                     const float *__restrict__ x, float *__restrict__ y) {
+                                     const float *__restrict__ x, float *__restrict__ y, slice_sel sel) {
+    if (!select_slice(sel, w, x, y, n_rows)) return;
     int lane = threadIdx.x & 31;
     int64_t r = warp_row();
     if (r >= n_rows) return;
@@ -55,7 +84,8 @@ __global__ static void matvec_kernel(const uint8_t *w, size_t row_bytes, int64_t
 }
 
 __global__ static void matvec_q4_k_kernel(const uint8_t *w, size_t row_bytes, int64_t n_blocks, int64_t n_rows,
-                                          const float *__restrict__ x, float *__restrict__ y) {
+                                          const float *__restrict__ x, float *__restrict__ y, slice_sel sel) {
+    if (!select_slice(sel, w, x, y, n_rows)) return;
     int lane = threadIdx.x & 31;
     int64_t r = warp_row();
     if (r >= n_rows) return;
@@ -85,7 +115,8 @@ __global__ static void matvec_q4_k_kernel(const uint8_t *w, size_t row_bytes, in
 }
 
 __global__ static void matvec_q6_k_kernel(const uint8_t *w, size_t row_bytes, int64_t n_blocks, int64_t n_rows,
-                                          const float *__restrict__ x, float *__restrict__ y) {
+                                          const float *__restrict__ x, float *__restrict__ y, slice_sel sel) {
+    if (!select_slice(sel, w, x, y, n_rows)) return;
     int l = threadIdx.x & 31;
     int64_t r = warp_row();
     if (r >= n_rows) return;
@@ -116,7 +147,8 @@ __global__ static void matvec_q6_k_kernel(const uint8_t *w, size_t row_bytes, in
 }
 
 __global__ static void matvec_q8_0_kernel(const uint8_t *w, size_t row_bytes, int64_t n_blocks, int64_t n_rows,
-                                          const float *__restrict__ x, float *__restrict__ y) {
+                                          const float *__restrict__ x, float *__restrict__ y, slice_sel sel) {
+    if (!select_slice(sel, w, x, y, n_rows)) return;
     int lane = threadIdx.x & 31;
     int64_t r = warp_row();
     if (r >= n_rows) return;
@@ -138,13 +170,14 @@ __global__ static void matvec_q8_0_kernel(const uint8_t *w, size_t row_bytes, in
 
 template <int TYPE, typename BLOCK, int ELEMS>
 static void launch(const void *w, size_t row_bytes, int64_t n_in, int64_t n_rows, const float *x, float *y,
-                   cudaStream_t stream) {
+                   dim3 grid, const slice_sel &sel, cudaStream_t stream) {
     matvec_kernel<TYPE, ELEMS, (int)sizeof(BLOCK)>
-        <<<grid_for(n_rows), ROWS_PER_BLOCK * 32, 0, stream>>>((const uint8_t *)w, row_bytes, n_in, n_rows, x, y);
+        <<<grid, ROWS_PER_BLOCK * 32, 0, stream>>>((const uint8_t *)w, row_bytes, n_in, n_rows, x, y, sel);
 }
 
-extern "C" clv_status clv_cuda_matvec(int32_t type, const void *w_dev, size_t row_bytes, int64_t n_in,
-                                      int64_t n_rows, const float *x_dev, float *y_dev, void *stream) {
+static clv_status run_matvec(int32_t type, const void *w_dev, size_t row_bytes, int64_t n_in, int64_t n_rows,
+                             const float *x_dev, float *y_dev, int64_t n_slices, const slice_sel &sel,
+                             void *stream) {
     if (!clv_type_can_dequantize(type)) {
         return clv_fail(CLV_ERR_UNSUPPORTED, "CUDA matvec: type %s (%d) is not supported", clv_type_name(type),
                         (int)type);
@@ -155,47 +188,49 @@ extern "C" clv_status clv_cuda_matvec(int32_t type, const void *w_dev, size_t ro
         return clv_fail(CLV_ERR_ARG, "CUDA matvec: %lld x %lld of %s with rows of %zu bytes", (long long)n_rows,
                         (long long)n_in, clv_type_name(type), row_bytes);
     }
-    if (n_rows == 0) return CLV_OK;
-    if (n_rows > (int64_t)ROWS_PER_BLOCK * 0x7fffffff) {
-        return clv_fail(CLV_ERR_ARG, "CUDA matvec: %lld rows is too many for one launch", (long long)n_rows);
+    if (n_rows == 0 || n_slices == 0) return CLV_OK;
+    if (n_rows > (int64_t)ROWS_PER_BLOCK * 0x7fffffff || n_slices > 65535) {
+        return clv_fail(CLV_ERR_ARG, "CUDA matvec: %lld rows in %lld slices is too many for one launch",
+                        (long long)n_rows, (long long)n_slices);
     }
     cudaStream_t s = (cudaStream_t)stream;
+    dim3 g(grid_for(n_rows), (unsigned)n_slices);
     const void *w = w_dev;
     size_t rb = row_bytes;
     int64_t n = n_in, m = n_rows;
     const float *x = x_dev;
     float *y = y_dev;
     switch (type) {
-    case CLV_TYPE_F32: launch<CLV_TYPE_F32, float, 1>(w, rb, n, m, x, y, s); break;
-    case CLV_TYPE_F16: launch<CLV_TYPE_F16, clv_fp16, 1>(w, rb, n, m, x, y, s); break;
-    case CLV_TYPE_BF16: launch<CLV_TYPE_BF16, clv_bf16, 1>(w, rb, n, m, x, y, s); break;
-    case CLV_TYPE_Q4_0: launch<CLV_TYPE_Q4_0, clv_block_q4_0, CLV_QK>(w, rb, n, m, x, y, s); break;
-    case CLV_TYPE_Q4_1: launch<CLV_TYPE_Q4_1, clv_block_q4_1, CLV_QK>(w, rb, n, m, x, y, s); break;
-    case CLV_TYPE_Q5_0: launch<CLV_TYPE_Q5_0, clv_block_q5_0, CLV_QK>(w, rb, n, m, x, y, s); break;
-    case CLV_TYPE_Q5_1: launch<CLV_TYPE_Q5_1, clv_block_q5_1, CLV_QK>(w, rb, n, m, x, y, s); break;
+    case CLV_TYPE_F32: launch<CLV_TYPE_F32, float, 1>(w, rb, n, m, x, y, g, sel, s); break;
+    case CLV_TYPE_F16: launch<CLV_TYPE_F16, clv_fp16, 1>(w, rb, n, m, x, y, g, sel, s); break;
+    case CLV_TYPE_BF16: launch<CLV_TYPE_BF16, clv_bf16, 1>(w, rb, n, m, x, y, g, sel, s); break;
+    case CLV_TYPE_Q4_0: launch<CLV_TYPE_Q4_0, clv_block_q4_0, CLV_QK>(w, rb, n, m, x, y, g, sel, s); break;
+    case CLV_TYPE_Q4_1: launch<CLV_TYPE_Q4_1, clv_block_q4_1, CLV_QK>(w, rb, n, m, x, y, g, sel, s); break;
+    case CLV_TYPE_Q5_0: launch<CLV_TYPE_Q5_0, clv_block_q5_0, CLV_QK>(w, rb, n, m, x, y, g, sel, s); break;
+    case CLV_TYPE_Q5_1: launch<CLV_TYPE_Q5_1, clv_block_q5_1, CLV_QK>(w, rb, n, m, x, y, g, sel, s); break;
     case CLV_TYPE_Q8_0:
-        matvec_q8_0_kernel<<<grid_for(m), ROWS_PER_BLOCK * 32, 0, s>>>((const uint8_t *)w, rb, n / CLV_QK, m, x, y);
+        matvec_q8_0_kernel<<<g, ROWS_PER_BLOCK * 32, 0, s>>>((const uint8_t *)w, rb, n / CLV_QK, m, x, y, sel);
         break;
-    case CLV_TYPE_Q8_1: launch<CLV_TYPE_Q8_1, clv_block_q8_1, CLV_QK>(w, rb, n, m, x, y, s); break;
-    case CLV_TYPE_IQ4_NL: launch<CLV_TYPE_IQ4_NL, clv_block_iq4_nl, CLV_QK>(w, rb, n, m, x, y, s); break;
-    case CLV_TYPE_MXFP4: launch<CLV_TYPE_MXFP4, clv_block_mxfp4, CLV_QK>(w, rb, n, m, x, y, s); break;
-    case CLV_TYPE_Q2_K: launch<CLV_TYPE_Q2_K, clv_block_q2_k, CLV_QK_K>(w, rb, n, m, x, y, s); break;
-    case CLV_TYPE_Q3_K: launch<CLV_TYPE_Q3_K, clv_block_q3_k, CLV_QK_K>(w, rb, n, m, x, y, s); break;
+    case CLV_TYPE_Q8_1: launch<CLV_TYPE_Q8_1, clv_block_q8_1, CLV_QK>(w, rb, n, m, x, y, g, sel, s); break;
+    case CLV_TYPE_IQ4_NL: launch<CLV_TYPE_IQ4_NL, clv_block_iq4_nl, CLV_QK>(w, rb, n, m, x, y, g, sel, s); break;
+    case CLV_TYPE_MXFP4: launch<CLV_TYPE_MXFP4, clv_block_mxfp4, CLV_QK>(w, rb, n, m, x, y, g, sel, s); break;
+    case CLV_TYPE_Q2_K: launch<CLV_TYPE_Q2_K, clv_block_q2_k, CLV_QK_K>(w, rb, n, m, x, y, g, sel, s); break;
+    case CLV_TYPE_Q3_K: launch<CLV_TYPE_Q3_K, clv_block_q3_k, CLV_QK_K>(w, rb, n, m, x, y, g, sel, s); break;
     case CLV_TYPE_Q4_K:
         /* Word loads need 4-byte aligned rows; x float4 loads a 16-byte aligned x. */
-        if ((uintptr_t)w % 4 == 0 && rb % 4 == 0 && (uintptr_t)x % 16 == 0) {
-            matvec_q4_k_kernel<<<grid_for(m), ROWS_PER_BLOCK * 32, 0, s>>>((const uint8_t *)w, rb, n / CLV_QK_K, m,
-                                                                         x, y);
+        if ((uintptr_t)w % 4 == 0 && rb % 4 == 0 && (uintptr_t)x % 16 == 0 && sel.x_stride % 4 == 0) {
+            matvec_q4_k_kernel<<<g, ROWS_PER_BLOCK * 32, 0, s>>>((const uint8_t *)w, rb, n / CLV_QK_K, m, x, y,
+                                                               sel);
         } else {
-            launch<CLV_TYPE_Q4_K, clv_block_q4_k, CLV_QK_K>(w, rb, n, m, x, y, s);
+            launch<CLV_TYPE_Q4_K, clv_block_q4_k, CLV_QK_K>(w, rb, n, m, x, y, g, sel, s);
         }
         break;
-    case CLV_TYPE_Q5_K: launch<CLV_TYPE_Q5_K, clv_block_q5_k, CLV_QK_K>(w, rb, n, m, x, y, s); break;
+    case CLV_TYPE_Q5_K: launch<CLV_TYPE_Q5_K, clv_block_q5_k, CLV_QK_K>(w, rb, n, m, x, y, g, sel, s); break;
     case CLV_TYPE_Q6_K:
-        matvec_q6_k_kernel<<<grid_for(m), ROWS_PER_BLOCK * 32, 0, s>>>((const uint8_t *)w, rb, n / CLV_QK_K, m, x, y);
+        matvec_q6_k_kernel<<<g, ROWS_PER_BLOCK * 32, 0, s>>>((const uint8_t *)w, rb, n / CLV_QK_K, m, x, y, sel);
         break;
-    case CLV_TYPE_Q8_K: launch<CLV_TYPE_Q8_K, clv_block_q8_k, CLV_QK_K>(w, rb, n, m, x, y, s); break;
-    case CLV_TYPE_IQ4_XS: launch<CLV_TYPE_IQ4_XS, clv_block_iq4_xs, CLV_QK_K>(w, rb, n, m, x, y, s); break;
+    case CLV_TYPE_Q8_K: launch<CLV_TYPE_Q8_K, clv_block_q8_k, CLV_QK_K>(w, rb, n, m, x, y, g, sel, s); break;
+    case CLV_TYPE_IQ4_XS: launch<CLV_TYPE_IQ4_XS, clv_block_iq4_xs, CLV_QK_K>(w, rb, n, m, x, y, g, sel, s); break;
     default: CLV_ASSERT(!"type listed in clv_type_can_dequantize without a CUDA decoder");
     }
     cudaError_t err = cudaGetLastError();
@@ -204,4 +239,24 @@ extern "C" clv_status clv_cuda_matvec(int32_t type, const void *w_dev, size_t ro
                         cudaGetErrorString(err));
     }
     return CLV_OK;
+}
+
+extern "C" clv_status clv_cuda_matvec(int32_t type, const void *w_dev, size_t row_bytes, int64_t n_in,
+                                      int64_t n_rows, const float *x_dev, float *y_dev, void *stream) {
+    slice_sel sel = {NULL, 0, 0, 0, 0};
+    return run_matvec(type, w_dev, row_bytes, n_in, n_rows, x_dev, y_dev, 1, sel, stream);
+}
+
+extern "C" clv_status clv_cuda_matvec_experts(int32_t type, const void *w_dev, size_t row_bytes, int64_t n_in,
+                                              int64_t n_rows, int64_t n_expert, const int32_t *ids_dev,
+                                              int64_t n_sel, const float *x_dev, int64_t x_stride, float *y_dev,
+                                              int64_t y_stride, void *stream) {
+    if (n_expert < 1 || n_expert > 0x7fffffff || n_sel < 0 || x_stride < 0 || y_stride < n_rows ||
+        (n_sel > 0 && !ids_dev)) {
+        return clv_fail(CLV_ERR_ARG, "CUDA expert matvec: %lld of %lld experts, x stride %lld, y stride %lld for %lld rows",
+                        (long long)n_sel, (long long)n_expert, (long long)x_stride, (long long)y_stride,
+                        (long long)n_rows);
+    }
+    slice_sel sel = {ids_dev, row_bytes * (size_t)n_rows, x_stride, y_stride, (int32_t)n_expert};
+    return run_matvec(type, w_dev, row_bytes, n_in, n_rows, x_dev, y_dev, n_sel, sel, stream);
 }
