@@ -164,13 +164,10 @@ int clv_cmd_perplexity(int argc, char **argv) {
     int32_t *ids = NULL;
     clv_model_params mp = clv_model_default_params();
     clv_status st = clv_model_load(o.model, &mp, &model);
-    clv_context_params cp = clv_context_default_params();
-    cp.n_ctx = o.n_ctx;
+    clv_context_params cp = clv_options_context_params(&o);
     cp.n_batch = o.n_batch < o.n_ctx ? o.n_batch : o.n_ctx;
-    cp.n_threads = o.n_threads;
-    cp.kv_type = o.kv_type;
     cp.logits_all = true;
-    cp.f32_activations = o.f32_activations;
+    if (!st) st = clv_check_gpu_layers(o.gpu_layers, model);
     if (!st) st = clv_options_sparsity(&o, model, &cp.sparsity);
     if (!st) st = clv_context_create(model, &cp, &ctx);
     if (!st) st = clv_tokenizer_load_gguf(model->gguf, &tok);
@@ -209,8 +206,9 @@ int clv_cmd_perplexity(int argc, char **argv) {
             goto done;
         }
     }
-    fprintf(stderr, "cleave perplexity: %zu tokens, %lld chunks of %lld, scoring positions %lld..%lld of each\n", n_ids,
-            (long long)n_chunks, (long long)n_ctx, (long long)first, (long long)n_ctx - 2);
+    fprintf(stderr, "cleave perplexity: %zu tokens, %lld chunks of %lld, scoring positions %lld..%lld of each, on %s\n",
+            n_ids, (long long)n_chunks, (long long)n_ctx, (long long)first, (long long)n_ctx - 2,
+            cp.gpu ? "the GPU" : "the CPU");
     double nll = 0, nll2 = 0;
     int64_t count = 0;
     double t0 = clv_now_seconds();

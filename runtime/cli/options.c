@@ -257,6 +257,19 @@ int clv_options_parse_one(clv_options *o, int argc, char **argv, int *i) {
 #undef BAD_VALUE
 }
 
+clv_context_params clv_options_context_params(const clv_options *o) {
+    clv_context_params cp = clv_context_default_params();
+    cp.gpu = o->gpu_layers > 0;
+    cp.gpu_device = o->gpu_device;
+    cp.vram_budget = o->vram_budget;
+    cp.n_ctx = o->n_ctx;
+    cp.n_batch = o->n_batch;
+    cp.n_threads = o->n_threads;
+    cp.kv_type = o->kv_type;
+    cp.f32_activations = o->f32_activations;
+    return cp;
+}
+
 clv_status clv_options_load(clv_options *o, clv_model **model, clv_context **ctx, double *load_seconds) {
     *model = NULL;
     *ctx = NULL;
@@ -271,15 +284,7 @@ clv_status clv_options_load(clv_options *o, clv_model **model, clv_context **ctx
         *model = NULL;
         return st;
     }
-    clv_context_params cp = clv_context_default_params();
-    cp.gpu = o->gpu_layers > 0;
-    cp.gpu_device = o->gpu_device;
-    cp.vram_budget = o->vram_budget;
-    cp.n_ctx = o->n_ctx;
-    cp.n_batch = o->n_batch;
-    cp.n_threads = o->n_threads;
-    cp.kv_type = o->kv_type;
-    cp.f32_activations = o->f32_activations;
+    clv_context_params cp = clv_options_context_params(o);
     st = clv_options_sparsity(o, *model, &cp.sparsity);
     if (!st) st = clv_context_create(*model, &cp, ctx);
     if (st) {

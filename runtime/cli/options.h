@@ -55,6 +55,11 @@ bool clv_parse_gpu_layers(const char *opt, const char *val, int64_t *out);
  * the GPU runs a whole model or none until the placement solver splits it. */
 clv_status clv_check_gpu_layers(int64_t gpu_layers, const clv_model *m);
 
+/* The context parameters the options ask for (device, budget, context,
+ * batch, threads, KV type), sparsity aside: one place, so that every
+ * command honours all of them. */
+clv_context_params clv_options_context_params(const clv_options *o);
+
 /* Loads the model and creates a context from the options. */
 clv_status clv_options_load(clv_options *o, clv_model **model, clv_context **ctx, double *load_seconds);
 
