@@ -9,6 +9,7 @@
 
 #include "cuda_attention.h"
 #include "cuda_dequantize.h"
+#include "cuda_graph.h"
 #include "cuda_matmul.h"
 #include "types.h"
 #include "vram.h"
@@ -128,6 +129,8 @@ void clv_gpu_state_free(clv_gpu_state *g) {
         (void)clv_vram_sync(g->stream); /* no product may still use the handle */
         clv_cuda_matmul_free(g->matmul);
     }
+    if (g->decode_graph) (void)clv_vram_sync(g->stream); /* no replay may still run */
+    clv_cuda_graph_free(g->decode_graph);
     clv_vram_stream_free(g->stream);
     clv_vram_free(g->vram); /* every allocation still held */
     free(g->io_host);

@@ -92,6 +92,14 @@ typedef struct clv_gpu_state {
      * uploaded to s.moe_map [2][A]; the groups' offsets [n_expert + 1]. */
     int32_t *moe_ids_host, *moe_map_host;
     int64_t *moe_offset;
+    /* Decode of one token as a CUDA graph (ops_cuda.c): captured on the
+     * first such token, replayed for the next; the weight bytes one replay
+     * reads; capturing while the forward pass is being recorded (ops then
+     * take positions from the device and leave the logits there); graph_off
+     * after a capture failed or when CLEAVE_CUDA_GRAPHS=0. */
+    struct clv_cuda_graph *decode_graph;
+    uint64_t graph_weight_bytes;
+    bool capturing, graph_off;
 } clv_gpu_state;
 
 /* The need of model m with these params, without touching the device. */

@@ -16,10 +16,12 @@
  * more (one small copy and wait per MoE layer, to group the batch by
  * expert). Smaller batches (decode) run the chosen experts with kernels
  * that read the ids on the device. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "backend.h"
 #include "cuda_attention.h"
+#include "cuda_graph.h"
 #include "cuda_matmul.h"
 #include "cuda_matvec.h"
 #include "cuda_ops.h"
@@ -115,6 +117,23 @@ static void cuda_attention(clv_context *ctx, int64_t il, float *out, const float
     keep(g, clv_cuda_kv_store(g->v_cache[il], kv_type, n_head_kv * hp->n_embd_head_v, pos, v, n_tokens, g->stream));
     clv_cuda_attention_shape shape = {kv_type, hp->n_head, n_head_kv, hd};
     int64_t q_width = hp->n_head * hd, o_width = hp->n_head * hp->n_embd_head_v;
+    if (g->capturing) {
+        /* a graph serves every position: the range comes from the device */
+        int64_t n_max = window > 0 && window < g->params.n_ctx ? window : g->params.n_ctx;
+        for (int64_t t = 0; t < n_tokens && !g->error; t++) {
+            const float *qt = q + t * q_width;
+            float *ot = out + t * o_width;
+            if (clv_cuda_attention_fast_head_dim(hd)) {
+                keep(g, clv_cuda_attention_decode_at(&shape, qt, g->k_cache[il], g->v_cache[il], pos + t, window,
+                                                     n_max, scale, 0.0f, ot, g->s.attn_partial,
+                                                     g->s.attn_partial_bytes, g->stream));
+            } else {
+                keep(g, clv_cuda_attention_decode_generic_at(&shape, qt, g->k_cache[il], g->v_cache[il], pos + t,
+                                                             window, scale, 0.0f, ot, g->stream));
+            }
+        }
+        return;
+    }
     for (int64_t t = 0; t < n_tokens && !g->error; t++) {
         int64_t kv_start, n_kv;
         clv_cuda_attention_range(g->pos + t, window, &kv_start, &n_kv);
@@ -278,7 +297,7 @@ static void cuda_logits(clv_context *ctx, const float *x, int64_t n_tokens, bool
     const float *first = x + (n_tokens - rows) * n_embd;
     cuda_rmsnorm(ctx, g->s.xb, first, m->output_norm, rows, n_embd, m->hp.norm_eps);
     cuda_matmul(ctx, g->s.logits, m->output, NULL, g->s.xb, rows);
-    if (g->error) return;
+    if (g->error || g->capturing) return; /* a replay's logits are copied after it */
     keep(g, clv_vram_to_host(ctx->logits, g->s.logits, (uint64_t)(rows * n_vocab) * sizeof(float), g->stream));
     ctx->n_logits = rows;
 }
@@ -358,6 +377,56 @@ clv_status clv_gpu_context_init(clv_context *ctx) {
     return CLV_OK;
 }
 
+/* Whether one token may go through the decode graph: not while the
+ * profiler counts experts or an observer watches (their work is on the
+ * host), not when switched off. */
+static bool graph_allowed(clv_context *ctx) {
+    clv_gpu_state *g = ctx->gpu;
+    if (g->graph_off) return false;
+    const char *env = getenv("CLEAVE_CUDA_GRAPHS");
+    if ((env && !strcmp(env, "0")) || ctx->expert_counts || ctx->params.observer) {
+        g->graph_off = true;
+        return false;
+    }
+    return true;
+}
+
+/* One token through the decode graph, capturing it the first time; false
+ * when the graph cannot be had (the capture failed: graphs are switched off
+ * for the context and the caller runs the ops directly; nothing has run). */
+static bool decode_with_graph(clv_context *ctx, const clv_batch *piece, clv_status *st) {
+    clv_gpu_state *g = ctx->gpu;
+    if (!g->decode_graph) {
+        uint64_t bytes0 = ctx->weight_bytes_read;
+        if (clv_cuda_graph_begin(g->stream)) {
+            g->graph_off = true;
+            return false;
+        }
+        g->capturing = true;
+        clv_status fst = ctx->model->arch->forward(ctx, piece);
+        g->capturing = false;
+        clv_cuda_graph *graph = NULL;
+        clv_status gst = clv_cuda_graph_end(g->stream, &graph);
+        g->graph_weight_bytes = ctx->weight_bytes_read - bytes0;
+        ctx->weight_bytes_read = bytes0;
+        if (fst || gst || g->error) {
+            clv_cuda_graph_free(graph);
+            g->error = CLV_OK;
+            g->graph_off = true;
+            return false;
+        }
+        g->decode_graph = graph;
+    }
+    int64_t n_vocab = ctx->model->hp.n_vocab;
+    *st = clv_cuda_graph_launch(g->decode_graph, g->stream);
+    if (!*st) *st = clv_vram_to_host(ctx->logits, g->s.logits, (uint64_t)n_vocab * sizeof(float), g->stream);
+    if (!*st) {
+        ctx->n_logits = 1;
+        ctx->weight_bytes_read += g->graph_weight_bytes;
+    }
+    return true;
+}
+
 clv_status clv_gpu_decode(clv_context *ctx, const clv_batch *batch) {
     clv_gpu_state *g = ctx->gpu;
     int64_t n = batch->n_tokens, B = g->params.n_batch;
@@ -375,6 +444,12 @@ clv_status clv_gpu_decode(clv_context *ctx, const clv_batch *batch) {
         g->pos = ctx->n_past;
         if ((st = clv_vram_to_device(g->s.io, io, sizeof(int32_t) * 2 * (size_t)B, g->stream))) break;
         clv_batch piece = {.n_tokens = take, .tokens = batch->tokens + done, .logits_all = batch->logits_all};
+        if (take == 1 && graph_allowed(ctx) && decode_with_graph(ctx, &piece, &st)) {
+            if (st) break;
+            ctx->n_past += take;
+            done += take;
+            continue;
+        }
         if ((st = ctx->model->arch->forward(ctx, &piece))) break;
         /* the logits' copy to the host waits for the piece; an error of any op shows here */
         if (g->error) {

@@ -234,6 +234,35 @@ static void check_case(const attn_case *c) {
         if (e_cpu >= 0) printf(", against the CPU op %.2e", e_cpu);
         printf("\n");
     }
+    /* The key range from the position on the device (what a captured decode
+     * graph runs), the splits planned for four times the keys there are, so
+     * that some get none. */
+    {
+        int64_t n_max = 4 * (c->pos + 1);
+        size_t sb = clv_cuda_attention_scratch_bytes(&shape, n_max);
+        void *sd = NULL;
+        int32_t *pos_dev = NULL, pos32 = (int32_t)c->pos;
+        if (sb) CUDA_OK(cudaMalloc(&sd, sb));
+        CUDA_OK(cudaMalloc((void **)&pos_dev, sizeof pos32));
+        CUDA_OK(cudaMemcpy(pos_dev, &pos32, sizeof pos32, cudaMemcpyHostToDevice));
+        CUDA_OK(cudaMemset(out_dev, 0xff, sizeof(float) * (size_t)(n_head * hd)));
+        CHECK_STATUS(clv_cuda_attention_decode_at(&shape, q_dev, k_dev, v_dev, pos_dev, c->window, n_max, scale,
+                                                  c->softcap, out_dev, sd, sb, NULL),
+                     CLV_OK);
+        CUDA_OK(cudaMemcpy(gpu, out_dev, sizeof(float) * (size_t)(n_head * hd), cudaMemcpyDeviceToHost));
+        double e = rel_error(gpu, ref, n_head * hd);
+        CHECK_MSG(e <= tol, "%s, range on the device: error %.3g > %.3g", name, e, tol);
+        CUDA_OK(cudaMemset(out_dev, 0xff, sizeof(float) * (size_t)(n_head * hd)));
+        CHECK_STATUS(clv_cuda_attention_decode_generic_at(&shape, q_dev, k_dev, v_dev, pos_dev, c->window, scale,
+                                                          c->softcap, out_dev, NULL),
+                     CLV_OK);
+        CUDA_OK(cudaMemcpy(gpu, out_dev, sizeof(float) * (size_t)(n_head * hd), cudaMemcpyDeviceToHost));
+        double eg = rel_error(gpu, ref, n_head * hd);
+        CHECK_MSG(eg <= tol, "%s, generic, range on the device: error %.3g > %.3g", name, eg, tol);
+        printf("%s, device range: error %.2e, generic %.2e (bound %.0e)\n", name, e, eg, tol);
+        cudaFree(sd);
+        cudaFree(pos_dev);
+    }
     cudaFree(q_dev);
     cudaFree(out_dev);
     cudaFree(k_dev);

@@ -144,6 +144,8 @@ struct attn_args {
     const float *q;    /* [n_head][D] */
     const void *k, *v; /* cache rows of [n_head_kv][D] elements */
     int64_t kv_start, n_kv;
+    const int32_t *pos; /* device: the query's position, the key range taken from it (NULL: kv_start, n_kv) */
+    int64_t window;
     int n_head_kv, group; /* group: query heads per KV head */
     int n_split;
     float scale, softcap;
@@ -151,6 +153,13 @@ struct attn_args {
     float *part_ml;  /* [n_head][n_split][2]: max, sum */
     float *part_acc; /* [n_head][n_split][D]: unnormalised sum of p v */
 };
+
+/* clv_cuda_attention_range on the device. */
+__device__ __forceinline__ void device_range(int64_t pos, int64_t window, int64_t *kv_start, int64_t *n_kv) {
+    int64_t lo = window > 0 && pos - window + 1 > 0 ? pos - window + 1 : 0;
+    *kv_start = lo;
+    *n_kv = pos - lo + 1;
+}
 
 /* Grid: x = split, y = KV head * head chunks of HB query heads. */
 template <int TYPE, int EPL, int HB> __global__ void __launch_bounds__(WARPS * 32) attn_split_kernel(attn_args a) {
@@ -181,9 +190,12 @@ template <int TYPE, int EPL, int HB> __global__ void __launch_bounds__(WARPS * 3
         for (int e = 0; e < EPL; e++) q[g][e] = g < nh ? a.q[(size_t)(h0 + g) * D + lane * EPL + e] : 0.0f;
     }
 
-    /* The split's keys, divided as the CPU divides them. */
-    const int64_t j0 = a.kv_start + a.n_kv * sp / a.n_split;
-    const int64_t j1 = a.kv_start + a.n_kv * (sp + 1) / a.n_split;
+    /* The split's keys, divided as the CPU divides them; with the range on
+     * the device, splits past the keys get none (partials of zero weight). */
+    int64_t kv_start = a.kv_start, n_kv = a.n_kv;
+    if (a.pos) device_range(*a.pos, a.window, &kv_start, &n_kv);
+    const int64_t j0 = kv_start + n_kv * sp / a.n_split;
+    const int64_t j1 = kv_start + n_kv * (sp + 1) / a.n_split;
     const size_t row = (size_t)a.n_head_kv * D;
     const elem *kp = (const elem *)a.k + (size_t)kvh * D + lane * EPL;
     const elem *vp = (const elem *)a.v + (size_t)kvh * D + lane * EPL;
@@ -280,7 +292,8 @@ template <int TYPE, int EPL, int HB> __global__ void __launch_bounds__(WARPS * 3
     }
     __syncthreads();
 
-    /* Merge the warps; warp 0 always had keys, so the max is finite. */
+    /* Merge the warps, skipping those without keys (a split may have none
+     * when the range is on the device). */
     for (int t = threadIdx.x; t < nh * D; t += WARPS * 32) {
         const int g = t / D, d = t % D;
         float mx = -INFINITY;
@@ -320,7 +333,7 @@ __global__ void attn_merge_kernel(const float *__restrict__ ml, const float *__r
     float sum = 0.0f, val = 0.0f;
     for (int s = 0; s < n_split; s++) {
         float l = mlh[2 * s + 1];
-        if (l == 0.0f) continue; /* no keys (does not happen: every split has some) */
+        if (l == 0.0f) continue; /* a split without keys */
         float r = expf(mlh[2 * s] - mx);
         sum += l * r;
         val += acch[(size_t)s * D + d] * r;
@@ -433,10 +446,10 @@ extern "C" size_t clv_cuda_attention_scratch_bytes(const clv_cuda_attention_shap
     return ns > 1 ? partial_floats(shape->n_head, ns, shape->head_dim) * sizeof(float) : 0;
 }
 
-extern "C" clv_status clv_cuda_attention_decode(const clv_cuda_attention_shape *shape, const float *q_dev,
-                                                const void *k_cache_dev, const void *v_cache_dev, int64_t kv_start,
-                                                int64_t n_kv, float scale, float softcap, float *out_dev,
-                                                void *scratch_dev, size_t scratch_bytes, void *stream) {
+static clv_status decode(const clv_cuda_attention_shape *shape, const float *q_dev, const void *k_cache_dev,
+                         const void *v_cache_dev, int64_t kv_start, int64_t n_kv, const int32_t *pos_dev,
+                         int64_t window, float scale, float softcap, float *out_dev, void *scratch_dev,
+                         size_t scratch_bytes, void *stream) {
     if (!shape_ok(shape)) {
         return clv_fail(CLV_ERR_ARG, "CUDA attention: %lld query heads over %lld KV heads",
                         shape ? (long long)shape->n_head : 0LL, shape ? (long long)shape->n_head_kv : 0LL);
@@ -475,7 +488,9 @@ extern "C" clv_status clv_cuda_attention_decode(const clv_cuda_attention_shape *
     a.k = k_cache_dev;
     a.v = v_cache_dev;
     a.kv_start = kv_start;
-    a.n_kv = n_kv;
+    a.n_kv = n_kv; /* with pos_dev, the most keys: what the splits are planned for */
+    a.pos = pos_dev;
+    a.window = window;
     a.n_head_kv = (int)shape->n_head_kv;
     a.group = (int)group;
     a.scale = scale;
@@ -495,4 +510,22 @@ extern "C" clv_status clv_cuda_attention_decode(const clv_cuda_attention_shape *
                         (long long)n_kv, cudaGetErrorString(err));
     }
     return CLV_OK;
+}
+
+extern "C" clv_status clv_cuda_attention_decode(const clv_cuda_attention_shape *shape, const float *q_dev,
+                                                const void *k_cache_dev, const void *v_cache_dev, int64_t kv_start,
+                                                int64_t n_kv, float scale, float softcap, float *out_dev,
+                                                void *scratch_dev, size_t scratch_bytes, void *stream) {
+    return decode(shape, q_dev, k_cache_dev, v_cache_dev, kv_start, n_kv, NULL, 0, scale, softcap, out_dev,
+                  scratch_dev, scratch_bytes, stream);
+}
+
+extern "C" clv_status clv_cuda_attention_decode_at(const clv_cuda_attention_shape *shape, const float *q_dev,
+                                                   const void *k_cache_dev, const void *v_cache_dev,
+                                                   const int32_t *pos_dev, int64_t window, int64_t n_kv_max,
+                                                   float scale, float softcap, float *out_dev, void *scratch_dev,
+                                                   size_t scratch_bytes, void *stream) {
+    if (!pos_dev || window < 0) return clv_fail(CLV_ERR_ARG, "CUDA attention: no position, or a negative window");
+    return decode(shape, q_dev, k_cache_dev, v_cache_dev, 0, n_kv_max, pos_dev, window, scale, softcap, out_dev,
+                  scratch_dev, scratch_bytes, stream);
 }

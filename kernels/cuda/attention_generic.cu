@@ -24,8 +24,14 @@ template <bool F16> __device__ static inline float cache_at(const void *c, size_
 /* Grid: one block (one warp) per query head. */
 template <bool F16>
 __global__ static void attn_generic_kernel(const float *q, const void *k, const void *v, int64_t kv_start, int64_t n_kv,
-                                           int n_head_kv, int group, int hd, float scale, float softcap, float *out) {
+                                           const int32_t *pos, int64_t window, int n_head_kv, int group, int hd,
+                                           float scale, float softcap, float *out) {
     const int h = blockIdx.x, lane = threadIdx.x, kvh = h / group;
+    if (pos) { /* the range on the device: clv_cuda_attention_range */
+        int64_t p = *pos;
+        kv_start = window > 0 && p - window + 1 > 0 ? p - window + 1 : 0;
+        n_kv = p - kv_start + 1;
+    }
     const size_t row = (size_t)n_head_kv * (size_t)hd, off = (size_t)kvh * (size_t)hd;
     float qv[GENERIC_MAX_EPL], acc[GENERIC_MAX_EPL];
 #pragma unroll
@@ -64,10 +70,9 @@ __global__ static void attn_generic_kernel(const float *q, const void *k, const 
     }
 }
 
-extern "C" clv_status clv_cuda_attention_decode_generic(const clv_cuda_attention_shape *shape, const float *q_dev,
-                                                        const void *k_cache_dev, const void *v_cache_dev,
-                                                        int64_t kv_start, int64_t n_kv, float scale, float softcap,
-                                                        float *out_dev, void *stream) {
+static clv_status decode_generic(const clv_cuda_attention_shape *shape, const float *q_dev, const void *k_cache_dev,
+                                 const void *v_cache_dev, int64_t kv_start, int64_t n_kv, const int32_t *pos_dev,
+                                 int64_t window, float scale, float softcap, float *out_dev, void *stream) {
     if (!shape || shape->n_head < 1 || shape->n_head_kv < 1 || shape->n_head % shape->n_head_kv ||
         shape->n_head > 65535) {
         return clv_fail(CLV_ERR_ARG, "CUDA attention (generic): %lld query heads over %lld KV heads",
@@ -89,12 +94,29 @@ extern "C" clv_status clv_cuda_attention_decode_generic(const clv_cuda_attention
     cudaStream_t s = (cudaStream_t)stream;
     if (shape->kv_type == CLV_TYPE_F16) {
         attn_generic_kernel<true><<<(unsigned)shape->n_head, 32, 0, s>>>(
-            q_dev, k_cache_dev, v_cache_dev, kv_start, n_kv, (int)shape->n_head_kv, group, (int)shape->head_dim,
-            scale, softcap, out_dev);
+            q_dev, k_cache_dev, v_cache_dev, kv_start, n_kv, pos_dev, window, (int)shape->n_head_kv, group,
+            (int)shape->head_dim, scale, softcap, out_dev);
     } else {
         attn_generic_kernel<false><<<(unsigned)shape->n_head, 32, 0, s>>>(
-            q_dev, k_cache_dev, v_cache_dev, kv_start, n_kv, (int)shape->n_head_kv, group, (int)shape->head_dim,
-            scale, softcap, out_dev);
+            q_dev, k_cache_dev, v_cache_dev, kv_start, n_kv, pos_dev, window, (int)shape->n_head_kv, group,
+            (int)shape->head_dim, scale, softcap, out_dev);
     }
     return launch_status("attention (generic)");
+}
+
+extern "C" clv_status clv_cuda_attention_decode_generic(const clv_cuda_attention_shape *shape, const float *q_dev,
+                                                        const void *k_cache_dev, const void *v_cache_dev,
+                                                        int64_t kv_start, int64_t n_kv, float scale, float softcap,
+                                                        float *out_dev, void *stream) {
+    return decode_generic(shape, q_dev, k_cache_dev, v_cache_dev, kv_start, n_kv, NULL, 0, scale, softcap, out_dev,
+                          stream);
+}
+
+extern "C" clv_status clv_cuda_attention_decode_generic_at(const clv_cuda_attention_shape *shape, const float *q_dev,
+                                                           const void *k_cache_dev, const void *v_cache_dev,
+                                                           const int32_t *pos_dev, int64_t window, float scale,
+                                                           float softcap, float *out_dev, void *stream) {
+    if (!pos_dev || window < 0) return clv_fail(CLV_ERR_ARG, "CUDA attention: no position, or a negative window");
+    return decode_generic(shape, q_dev, k_cache_dev, v_cache_dev, 0, 1, pos_dev, window, scale, softcap, out_dev,
+                          stream);
 }

@@ -75,6 +75,21 @@ clv_status clv_cuda_attention_decode_generic(const clv_cuda_attention_shape *sha
                                              const void *k_cache_dev, const void *v_cache_dev, int64_t kv_start,
                                              int64_t n_kv, float scale, float softcap, float *out_dev, void *stream);
 
+/* The same with the key range taken on the device from *pos_dev (the
+ * query's position) and window, as clv_cuda_attention_range takes it, so
+ * that a captured CUDA graph serves every position. The split count is
+ * planned for n_kv_max keys (the most the range can hold); splits past the
+ * keys do nothing. Rounding may differ from clv_cuda_attention_decode's,
+ * which plans for the actual count. */
+clv_status clv_cuda_attention_decode_at(const clv_cuda_attention_shape *shape, const float *q_dev,
+                                        const void *k_cache_dev, const void *v_cache_dev, const int32_t *pos_dev,
+                                        int64_t window, int64_t n_kv_max, float scale, float softcap, float *out_dev,
+                                        void *scratch_dev, size_t scratch_bytes, void *stream);
+clv_status clv_cuda_attention_decode_generic_at(const clv_cuda_attention_shape *shape, const float *q_dev,
+                                                const void *k_cache_dev, const void *v_cache_dev,
+                                                const int32_t *pos_dev, int64_t window, float scale, float softcap,
+                                                float *out_dev, void *stream);
+
 /* True when clv_cuda_attention_decode takes this head size (a multiple of 32
  * up to 256); the generic kernel takes the others up to 256. */
 static inline bool clv_cuda_attention_fast_head_dim(int64_t head_dim) {
