@@ -64,7 +64,7 @@ typedef struct clv_gpu_scratch {
 
 /* Batches of at least this many tokens multiply on tensor cores
  * (clv_cuda_matmul); smaller ones a token at a time with the decode matvec,
- * which reads the weights fewer times than a bf16 copy costs. */
+ * which reads the weights fewer times than a float copy costs. */
 #define CLV_GPU_MATMUL_MIN_TOKENS 8
 
 typedef struct clv_gpu_state {

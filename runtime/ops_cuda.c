@@ -216,7 +216,7 @@ static void cuda_moe(clv_context *ctx, float *dst, const float *x, const clv_lay
     /* The router goes on tensor cores with the rest: computing it in float a
      * token at a time cost qwen3-30b-a3b's pp512 a fifth (664 -> 525 tok/s)
      * and did not remove the near-tie flips of the random fixtures, which
-     * come from the bf16 expert outputs of the layer before. */
+     * come from the (then bf16) expert outputs of the layer before. */
     cuda_matmul(ctx, s->router, l->ffn_gate_inp, NULL, x, n_tokens);
     if (g->error) return;
     keep(g, clv_cuda_moe_route(s->expert_ids, s->expert_w, s->router, n_tokens, n_expert, k, renormalize,

@@ -2,29 +2,30 @@
  * Y[t][r] = sum_i W[r][i] * X[t][i] for n_tokens float activations and a
  * GGUF weight of any type the scalar reference decodes, on tensor cores.
  *
- * Method: X is rounded once per call to bfloat16; W is decoded a panel of
- * rows at a time into bfloat16 (decode.cuh's decoders, then one rounding);
- * cuBLAS multiplies each panel with FP32 accumulation and FP32 output.
+ * Method: X is copied once per call; W is decoded a panel of rows at a time
+ * into float (decode.cuh's decoders); cuBLAS multiplies each panel on the
+ * tensor cores in TF32 (each input keeps 10 mantissa bits) with FP32
+ * accumulation and FP32 output.
  *
- * Why bfloat16 and not fp16: bf16 has fp32's exponent range, so no weight
- * or activation can overflow. fp16 stops at 65504, and real inputs pass it:
- * MXFP4 scales reach 2^127, F32/BF16 weights may hold anything, and the FFN
- * down-projection input of some models (Gemma's, trained in bf16) exceeds
- * it; an overflow is an inf that poisons the whole output row silently.
- * fp16's extra three mantissa bits (unit roundoff 2^-11 against 2^-8) buy
- * little here: the weights are already 2-8-bit quantized (Q4_K's own error
- * is ~2^-5 of a weight), and int8 activation paths (the CPU engine's batch
- * kernels among them) round X more coarsely than bf16 does. Both run at the
- * same tensor-core rate.
+ * Why TF32: it has fp32's exponent range, so no weight or activation can
+ * overflow (fp16 stops at 65504, and real inputs pass it: MXFP4 scales
+ * reach 2^127, F32/BF16 weights may hold anything, Gemma's FFN
+ * down-projection input exceeds it; an overflow is an inf that poisons a
+ * whole output row silently). bf16 has the range too, but its 7 mantissa
+ * bits moved the top token of SmolLM2-135M against the CPU's reference on
+ * 1.15% of 4096 teacher-forced positions (Gemma 3 270M: 0.59%), against
+ * 0.05% and 0 for the float decode path (docs/engine.md). TF32 runs at half
+ * bf16's tensor-core rate and its copies take twice the bytes; the GEMM is
+ * a small part of prompt time.
  * Worst-case error per output: (2u + u^2) * sum_i |W[r][i] X[t][i]| for the
- * two roundings (u = 2^-8) plus fp32 accumulation; tests/test_cuda_matmul.c
+ * two reductions (u = 2^-10) plus fp32 accumulation; tests/test_cuda_matmul.c
  * checks that bound for every type against a float64 CPU reference.
  *
  * Small batches: below about 8 tokens the decode kernel (clv_cuda_matvec,
- * once per token) reads the weights fewer times than decoding a bf16 copy
+ * once per token) reads the weights fewer times than decoding a float copy
  * costs; callers should pick it there. This op is correct for any n_tokens.
  *
- * Nothing is allocated per call: cuBLAS's own scratch, the bf16 copy of X
+ * Nothing is allocated per call: cuBLAS's own scratch, the copy of X
  * and the weight panel all live in one caller-provided workspace. */
 #ifndef CLV_CUDA_MATMUL_H
 #define CLV_CUDA_MATMUL_H
@@ -55,11 +56,11 @@ void clv_cuda_matmul_free(clv_cuda_matmul_handle *h);
 
 /* Bytes of workspace for products of n_rows x n_in weights with n_tokens
  * activations at full speed: cuBLAS's scratch (32 MiB, what NVIDIA
- * recommends for Hopper), the bf16 copy of X, and one weight panel of
- * min(n_rows, max(8192 rows, 64 MiB of bf16 rows)) rows. 8192 rows keep
+ * recommends for Hopper), the copy of X, and one weight panel of
+ * min(n_rows, max(8192 rows, 64 MiB of float rows)) rows. 8192 rows keep
  * every SM of a large GPU busy in each GEMM (8192 rows x 512 tokens is 256
  * tiles of 128 x 128); the cap keeps vocabulary-sized matrices (150k rows)
- * from asking for a bf16 copy of the whole matrix. A smaller workspace only means
+ * from asking for a copy of the whole matrix. A smaller workspace only means
  * more, smaller panels: the least that works is the size returned for
  * n_rows = 8 (panels are whole multiples of 8 rows). 0 when the arguments
  * are out of range (n_in, n_tokens < 1, n_rows < 0, overflow). */

@@ -1,19 +1,24 @@
-/* Prefill matrix product on tensor cores (cuda_matmul.h): X to bf16 once,
- * W to bf16 a panel of rows at a time, cuBLAS GEMM per panel.
+/* Prefill matrix product on tensor cores (cuda_matmul.h): X copied once,
+ * W decoded to float a panel of rows at a time, cuBLAS GEMM per panel with
+ * TF32 tensor-core math (inputs rounded to 10-bit mantissas, float range
+ * and float accumulation). bf16 (7-bit mantissas) was twice as fast on the
+ * tensor cores but moved SmolLM2-135M's top token against the CPU's on
+ * 1.15% of 4096 teacher-forced positions; the prefill GEMM is a small part
+ * of prompt time, so the engine takes the precision.
  *
- * Layout. cuBLAS is column-major: a row-major [rows][ld] bf16 array is a
+ * Layout. cuBLAS is column-major: a row-major [rows][ld] float array is a
  * column-major ld x rows matrix. With A = the weight panel (n_in x pr,
  * lda = ldk) and B = X (n_in x n_tokens, ldb = ldk), the product
  * A^T B (pr x n_tokens) written column-major with ldc = ldy is exactly
  * Y[t][r0 + r] row-major: the "TN" GEMM, both operands K-contiguous,
  * which is the layout tensor-core kernels like best.
  *
- * Both 16-bit copies use a row stride ldk = n_in rounded up to 8 elements
- * (16 bytes), so that every row starts aligned whatever n_in is (plain
+ * Both copies use a row stride ldk = n_in rounded up to 8 elements
+ * (32 bytes), so that every row starts aligned whatever n_in is (plain
  * types allow any n_in); the padding is written as zeros and never read,
  * since the GEMM's k is n_in.
  *
- * Workspace: [cuBLAS scratch][X in bf16][weight panel], each part
+ * Workspace: [cuBLAS scratch][X][weight panel], each part
  * 256-byte aligned. The panel loop runs on one stream, so one panel buffer
  * is enough: the next panel's decode waits for the GEMM that reads it. */
 #include <limits.h>
@@ -21,7 +26,6 @@
 #include <stdlib.h>
 
 #include <cublas_v2.h>
-#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include "cuda_matmul.h"
@@ -33,7 +37,8 @@
 #define PANEL_MIN_ROWS 8192
 #define PANEL_TARGET_BYTES ((size_t)64 << 20)
 #define PANEL_ROW_MULTIPLE 8 /* keeps each panel's first output 32-byte aligned */
-#define ELEMS_PER_THREAD 8   /* one 16-byte store of bf16 */
+#define ELEMS_PER_THREAD 8   /* two 16-byte stores of float */
+#define ELEM_BYTES 4         /* the GEMM's inputs are float (TF32 math) */
 #define THREADS 256
 
 struct clv_cuda_matmul_handle {
@@ -43,25 +48,20 @@ struct clv_cuda_matmul_handle {
 
 static size_t align256(size_t n) { return (n + 255) & ~(size_t)255; }
 
-/* Row stride, in elements, of both bf16 copies. */
+/* Row stride, in elements, of both copies. */
 static int64_t padded_width(int64_t n_in) { return (n_in + 7) & ~(int64_t)7; }
 
-/* Packs 8 floats, rounded to nearest even, into 8 bf16. */
-__device__ static inline uint4 pack_bf16x8(const float *v) {
-    uint32_t w[4];
-#pragma unroll
-    for (int k = 0; k < 4; k++) {
-        w[k] = (uint32_t)__bfloat16_as_ushort(__float2bfloat16_rn(v[2 * k])) |
-               (uint32_t)__bfloat16_as_ushort(__float2bfloat16_rn(v[2 * k + 1])) << 16;
-    }
-    return make_uint4(w[0], w[1], w[2], w[3]);
+/* Stores group g's 8 floats (elements 8g .. 8g + 7 of the copy). */
+__device__ static inline void store8(float4 *dst, int64_t g, const float *v) {
+    dst[2 * g] = make_float4(v[0], v[1], v[2], v[3]);
+    dst[2 * g + 1] = make_float4(v[4], v[5], v[6], v[7]);
 }
 
-/* Rows [0, n_rows) of `rows` (row_bytes apart) decoded into dst (ldk bf16
+/* Rows [0, n_rows) of `rows` (row_bytes apart) decoded into dst (ldk floats
  * per row); each thread writes 8 consecutive elements, zeros past n_in. */
 template <int TYPE, int ELEMS, int BYTES>
 __global__ static void decode_panel_kernel(const uint8_t *rows, size_t row_bytes, int64_t n_in, int64_t n_rows,
-                                           int64_t ldk, uint4 *dst) {
+                                           int64_t ldk, float4 *dst) {
     int64_t groups_per_row = ldk / ELEMS_PER_THREAD;
     int64_t total = n_rows * groups_per_row;
     int64_t stride = (int64_t)gridDim.x * blockDim.x;
@@ -75,7 +75,7 @@ __global__ static void decode_panel_kernel(const uint8_t *rows, size_t row_bytes
             int64_t i = i0 + k;
             v[k] = i < n_in ? decode<TYPE>(row + (i / ELEMS) * BYTES, (int)(i % ELEMS)) : 0.0f;
         }
-        dst[g] = pack_bf16x8(v); /* g * 8 == r * ldk + i0 */
+        store8(dst, g, v); /* g * 8 == r * ldk + i0 */
     }
 }
 
@@ -84,7 +84,7 @@ __global__ static void decode_panel_kernel(const uint8_t *rows, size_t row_bytes
  * once per 8 elements instead of once per element. n_in is a multiple of
  * 256, so ldk == n_in and a group never leaves its 32-element sub-block. */
 __global__ static void decode_panel_q4_k_kernel(const uint8_t *rows, size_t row_bytes, int64_t n_in, int64_t n_rows,
-                                                uint4 *dst) {
+                                                float4 *dst) {
     int64_t groups_per_row = n_in / ELEMS_PER_THREAD;
     int64_t total = n_rows * groups_per_row;
     int64_t stride = (int64_t)gridDim.x * blockDim.x;
@@ -102,13 +102,13 @@ __global__ static void decode_panel_q4_k_kernel(const uint8_t *rows, size_t row_
         float v[ELEMS_PER_THREAD];
 #pragma unroll
         for (int k = 0; k < ELEMS_PER_THREAD; k++) v[k] = __fsub_rn(__fmul_rn(dsc, (float)((q[k] >> shift) & 0xF)), dm);
-        dst[g] = pack_bf16x8(v);
+        store8(dst, g, v);
     }
 }
 
-/* x (n_tokens rows, ldx apart) into dst (ldk bf16 per row), zeros past n_in. */
+/* x (n_tokens rows, ldx apart) into dst (ldk floats per row), zeros past n_in. */
 __global__ static void convert_x_kernel(const float *__restrict__ x, int64_t ldx, int64_t n_in, int64_t n_tokens,
-                                        int64_t ldk, uint4 *dst) {
+                                        int64_t ldk, float4 *dst) {
     int64_t groups_per_row = ldk / ELEMS_PER_THREAD;
     int64_t total = n_tokens * groups_per_row;
     int64_t stride = (int64_t)gridDim.x * blockDim.x;
@@ -119,7 +119,7 @@ __global__ static void convert_x_kernel(const float *__restrict__ x, int64_t ldx
         float v[ELEMS_PER_THREAD];
 #pragma unroll
         for (int k = 0; k < ELEMS_PER_THREAD; k++) v[k] = i0 + k < n_in ? __ldg(row + i0 + k) : 0.0f;
-        dst[g] = pack_bf16x8(v);
+        store8(dst, g, v);
     }
 }
 
@@ -135,7 +135,7 @@ static void launch_decode(const void *rows, size_t row_bytes, int64_t n_in, int6
                           cudaStream_t stream) {
     decode_panel_kernel<TYPE, ELEMS, (int)sizeof(BLOCK)><<<grid_for(n_rows * (ldk / ELEMS_PER_THREAD)), THREADS, 0,
                                                            stream>>>((const uint8_t *)rows, row_bytes, n_in, n_rows,
-                                                                     ldk, (uint4 *)dst);
+                                                                     ldk, (float4 *)dst);
 }
 
 static void decode_panel(int32_t type, const void *rows, size_t row_bytes, int64_t n_in, int64_t n_rows, int64_t ldk,
@@ -159,7 +159,7 @@ static void decode_panel(int32_t type, const void *rows, size_t row_bytes, int64
     case CLV_TYPE_Q3_K: launch_decode<CLV_TYPE_Q3_K, clv_block_q3_k, CLV_QK_K>(w, rb, n, m, ldk, dst, s); break;
     case CLV_TYPE_Q4_K:
         decode_panel_q4_k_kernel<<<grid_for(m * (n / ELEMS_PER_THREAD)), THREADS, 0, s>>>((const uint8_t *)w, rb, n, m,
-                                                                                          (uint4 *)dst);
+                                                                                          (float4 *)dst);
         break;
     case CLV_TYPE_Q5_K: launch_decode<CLV_TYPE_Q5_K, clv_block_q5_k, CLV_QK_K>(w, rb, n, m, ldk, dst, s); break;
     case CLV_TYPE_Q6_K: launch_decode<CLV_TYPE_Q6_K, clv_block_q6_k, CLV_QK_K>(w, rb, n, m, ldk, dst, s); break;
@@ -171,8 +171,8 @@ static void decode_panel(int32_t type, const void *rows, size_t row_bytes, int64
 
 /* Bytes of the part of the workspace before the panel, or 0 on overflow. */
 static size_t fixed_bytes(int64_t ldk, int64_t n_tokens) {
-    if ((uint64_t)n_tokens > SIZE_MAX / 2 / (uint64_t)ldk) return 0;
-    size_t x16 = (size_t)n_tokens * (size_t)ldk * 2;
+    if ((uint64_t)n_tokens > SIZE_MAX / ELEM_BYTES / (uint64_t)ldk) return 0;
+    size_t x16 = (size_t)n_tokens * (size_t)ldk * ELEM_BYTES;
     if (x16 > SIZE_MAX - CUBLAS_SCRATCH_BYTES - 256) return 0;
     return CUBLAS_SCRATCH_BYTES + align256(x16);
 }
@@ -182,7 +182,7 @@ extern "C" size_t clv_cuda_matmul_workspace_bytes(int64_t n_in, int64_t n_rows, 
     int64_t ldk = padded_width(n_in);
     size_t fixed = fixed_bytes(ldk, n_tokens);
     if (fixed == 0) return 0;
-    size_t row16 = (size_t)ldk * 2;
+    size_t row16 = (size_t)ldk * ELEM_BYTES;
     int64_t rows = (int64_t)(PANEL_TARGET_BYTES / row16);
     if (rows < PANEL_MIN_ROWS) rows = PANEL_MIN_ROWS;
     rows = (rows + PANEL_ROW_MULTIPLE - 1) / PANEL_ROW_MULTIPLE * PANEL_ROW_MULTIPLE;
@@ -251,7 +251,7 @@ extern "C" clv_status clv_cuda_matmul(clv_cuda_matmul_handle *h, int32_t type, c
     }
     int64_t ldk = padded_width(n_in);
     size_t fixed = fixed_bytes(ldk, n_tokens);
-    size_t row16 = (size_t)ldk * 2;
+    size_t row16 = (size_t)ldk * ELEM_BYTES;
     int64_t least_rows = n_rows < PANEL_ROW_MULTIPLE ? n_rows : PANEL_ROW_MULTIPLE;
     if (fixed == 0 || workspace_bytes < fixed || (workspace_bytes - fixed) / row16 < (size_t)least_rows) {
         return clv_fail(CLV_ERR_ARG,
@@ -274,7 +274,7 @@ extern "C" clv_status clv_cuda_matmul(clv_cuda_matmul_handle *h, int32_t type, c
         return clv_fail(CLV_ERR_DEVICE, "CUDA matmul: cublasSetWorkspace failed: %s", blas_error(st));
     }
     convert_x_kernel<<<grid_for(n_tokens * (ldk / ELEMS_PER_THREAD)), THREADS, 0, h->stream>>>(
-        x_dev, ldx, n_in, n_tokens, ldk, (uint4 *)x16);
+        x_dev, ldx, n_in, n_tokens, ldk, (float4 *)x16);
     cudaError_t err = cudaGetLastError();
     if (err != cudaSuccess) {
         return clv_fail(CLV_ERR_DEVICE, "CUDA matmul: converting x: launch failed: %s", cudaGetErrorString(err));
@@ -290,8 +290,8 @@ extern "C" clv_status clv_cuda_matmul(clv_cuda_matmul_handle *h, int32_t type, c
                             clv_type_name(type), (long long)r0, (long long)(r0 + pr - 1), cudaGetErrorString(err));
         }
         st = cublasGemmEx(h->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)pr, (int)n_tokens, (int)n_in, &one, w16,
-                          CUDA_R_16BF, (int)ldk, x16, CUDA_R_16BF, (int)ldk, &zero, y_dev + r0, CUDA_R_32F, (int)ldy,
-                          CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+                          CUDA_R_32F, (int)ldk, x16, CUDA_R_32F, (int)ldk, &zero, y_dev + r0, CUDA_R_32F, (int)ldy,
+                          CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_GEMM_DEFAULT);
         if (st != CUBLAS_STATUS_SUCCESS) {
             return clv_fail(CLV_ERR_DEVICE, "CUDA matmul %s: GEMM of rows %lld..%lld x %lld tokens failed: %s",
                             clv_type_name(type), (long long)r0, (long long)(r0 + pr - 1), (long long)n_tokens,
