@@ -10,6 +10,7 @@
 #include "cuda_attention.h"
 #include "cuda_dequantize.h"
 #include "cuda_graph.h"
+#include "human_size.h"
 #include "cuda_matmul.h"
 #include "types.h"
 #include "vram.h"
@@ -19,16 +20,12 @@ clv_gpu_params clv_gpu_default_params(void) {
 }
 
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
-/* "18.61 GiB", "312.5 MiB", "96.0 KiB": sizes in messages, readable at any scale.
- * Eight rotating buffers, so one message can hold several. */
+/* Sizes in messages (clv_human_size); eight rotating buffers, so one
+ * message can hold several. */
 static const char *size_str(uint64_t b) {
-    static _Thread_local char buf[8][32];
+    static _Thread_local char buf[8][CLV_HUMAN_SIZE_MAX];
     static _Thread_local int next;
-    char *out = buf[next++ & 7];
-    if (b >= (1ull << 30)) snprintf(out, 32, "%.2f GiB", (double)b / (double)(1ull << 30));
-    else if (b >= (1ull << 20)) snprintf(out, 32, "%.1f MiB", (double)b / (double)(1ull << 20));
-    else snprintf(out, 32, "%.1f KiB", (double)b / 1024.0);
-    return out;
+    return clv_human_size(b, buf[next++ & 7], CLV_HUMAN_SIZE_MAX);
 }
 
 /* Hands out aligned pieces of one allocation; with base 0 it only counts,

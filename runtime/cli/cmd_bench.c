@@ -10,6 +10,7 @@
 #include "commands.h"
 #include "generate.h"
 #include "gpu_state.h"
+#include "human_size.h"
 #include "json.h"
 #include "options.h"
 #include "sparsity_setup.h"
@@ -120,9 +121,9 @@ static clv_status bench_test(clv_context *ctx, const int32_t *tokens, int64_t n,
     return CLV_OK;
 }
 
+/* The bench measures sizes in doubles (bytes per token are averages). */
 static void human_size(double bytes, char *buf, size_t cap) {
-    if (bytes >= (1ull << 30)) snprintf(buf, cap, "%.2f GiB", bytes / (1ull << 30));
-    else snprintf(buf, cap, "%.2f MiB", bytes / (1 << 20));
+    clv_human_size(bytes > 0 ? (uint64_t)(bytes + 0.5) : 0, buf, cap);
 }
 
 int clv_cmd_bench(int argc, char **argv) {

@@ -12,6 +12,7 @@
 #include "commands.h"
 #include "expert_lookahead.h"
 #include "generate.h"
+#include "human_size.h"
 #include "model.h"
 #include "neuron_predictor.h"
 #include "profile.h"
@@ -90,11 +91,6 @@ static void on_progress(void *user, int64_t layer, int64_t n_layer, int epoch, i
     fflush(stderr);
 }
 
-static void print_bytes(char *buf, size_t n, uint64_t b) {
-    if (b >= (1ull << 20)) snprintf(buf, n, "%.2f MiB", (double)b / (1 << 20));
-    else snprintf(buf, n, "%.1f KiB", (double)b / 1024);
-}
-
 /* The profile must be of this model. */
 static clv_status check_profile(const clv_profile *p, const clv_model *m, const char *path) {
     if (p->n_layer != m->hp.n_layer || p->n_embd != m->hp.n_embd) {
@@ -157,7 +153,7 @@ static void print_layers(const clv_predictor_set *s, const clv_predictor_eval_la
         }
         char b[32];
         uint64_t bytes = clv_predictor_layer_bytes(s, il);
-        print_bytes(b, sizeof b, bytes);
+        clv_human_size(bytes, b, sizeof b);
         double rc = ev ? ev[il].recall : L->recall, pr = ev ? ev[il].precision : L->precision;
         double ps = ev ? ev[il].predicted_share : L->predicted_share, as = ev ? ev[il].active_share : L->active_share;
         int64_t ns = ev ? ev[il].n_samples : L->n_holdout;
@@ -167,7 +163,7 @@ static void print_layers(const clv_predictor_set *s, const clv_predictor_eval_la
         if (ns > 0) sr += rc, sp += pr, sq += ps, n++;
     }
     char b[32];
-    print_bytes(b, sizeof b, total);
+    clv_human_size(total, b, sizeof b);
     if (n > 0) {
         printf("mean              %10s  %6.4f  %9.4f  %9.4f   (total size)\n", b, sr / (double)n, sp / (double)n,
                sq / (double)n);
