@@ -170,6 +170,34 @@ static void print_layers(const clv_predictor_set *s, const clv_predictor_eval_la
     }
 }
 
+/* What the predictors cost a decoded token against what they save: each
+ * predictor's own bytes against the gate and up rows of the neurons it rules
+ * out (at the predicted share of the held-out samples, or of ev's). Top-k
+ * and thresholds rank by |h|, so the rows the predictor lets through are
+ * read whatever it predicts; when it rules out too few neurons it makes
+ * decode slower, not faster, and the user should know. */
+static void print_cost(const clv_predictor_set *s, const clv_model *m, const clv_predictor_eval_layer *ev) {
+    double cost = 0, saved = 0;
+    for (int64_t il = 0; il < s->n_layer; il++) {
+        const clv_predictor_layer *L = &s->layers[il];
+        const clv_layer *l = &m->layers[il];
+        if (L->rank <= 0 || !l->ffn_gate || !l->ffn_up) continue;
+        double share = ev ? (ev[il].n_samples > 0 ? ev[il].predicted_share : 1.0) : L->predicted_share;
+        cost += (double)clv_predictor_layer_bytes(s, il);
+        saved += (1.0 - share) * (double)L->n_ff * (double)(l->ffn_gate->row_bytes + l->ffn_up->row_bytes);
+    }
+    if (cost <= 0) return;
+    char c[CLV_HUMAN_SIZE_MAX], v[CLV_HUMAN_SIZE_MAX];
+    clv_human_size((uint64_t)cost, c, sizeof c);
+    clv_human_size((uint64_t)saved, v, sizeof v);
+    printf("\nper decoded token: the predictors read %s and rule out %s of gate and up rows\n", c, v);
+    if (saved < cost) {
+        printf("note: they read more than they save, so decode with --predictor is likely slower than with "
+               "--sparsity alone; a predictor pays where it rules out more neurons (ReLU-family models, "
+               "a lower --recall at a cost in quality)\n");
+    }
+}
+
 int clv_cmd_predictor(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
         usage(argc < 2 ? stderr : stdout);
@@ -271,6 +299,7 @@ int clv_cmd_predictor(int argc, char **argv) {
         printf("held-out samples of %s (last %.0f%%), threshold tuned there for recall %.3f:\n", profile_path,
                100.0 * tp.holdout, (double)tp.target_recall);
         print_layers(s, NULL);
+        print_cost(s, m, NULL);
         rc = 0;
     } else if (eval) {
         st = clv_predictor_load(predictor_path, m, &s);
@@ -281,6 +310,7 @@ int clv_cmd_predictor(int argc, char **argv) {
         printf("%s on the samples of %s (target recall %.3f):\n", predictor_path, profile_path,
                (double)s->target_recall);
         print_layers(s, ev);
+        print_cost(s, m, ev);
         rc = run_lookahead(m, p, false);
     } else {
         rc = run_lookahead(m, p, true);
