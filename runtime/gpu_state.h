@@ -96,7 +96,8 @@ typedef struct clv_gpu_state {
      * first such token, replayed for the next; the weight bytes one replay
      * reads; capturing while the forward pass is being recorded (ops then
      * take positions from the device and leave the logits there); graph_off
-     * after a capture failed or when CLEAVE_CUDA_GRAPHS=0. */
+     * after a capture failed, while the profiler counts experts, or when
+     * CLEAVE_CUDA_GRAPHS=0 (set once, at context creation). */
     struct clv_cuda_graph *decode_graph;
     uint64_t graph_weight_bytes;
     bool capturing, graph_off;

@@ -39,19 +39,21 @@ static void apply_act(float *v, int64_t n, clv_ffn_act act) {
     }
 }
 
+/* The predictor's hidden layer in place: relu(h + b1) over n rows of rank. */
+static void hidden_relu(float *h, const float *b1, int64_t rank, int64_t n) {
+    for (int64_t i = 0; i < n * rank; i++) {
+        float v = h[i] + (b1 ? b1[i % rank] : 0.0f);
+        h[i] = v > 0.0f ? v : 0.0f;
+    }
+}
+
 /* Predictor logits for n_tokens rows of x into sp->pred_logit [n_tokens][n_ff],
  * without b2 (the callers add it where they compare). */
 static void predict(clv_context *ctx, const clv_neuron_predictor *p, const float *x, int64_t n_tokens) {
     clv_sparse_state *sp = ctx->sparse;
     int64_t rank = p->w1->ne[1];
     clv_op_matmul(ctx, sp->pred_hidden, p->w1, NULL, x, n_tokens);
-    for (int64_t t = 0; t < n_tokens; t++) {
-        float *h = sp->pred_hidden + t * rank;
-        for (int64_t r = 0; r < rank; r++) {
-            float v = h[r] + (p->b1 ? p->b1[r] : 0.0f);
-            h[r] = v > 0.0f ? v : 0.0f;
-        }
-    }
+    hidden_relu(sp->pred_hidden, p->b1, rank, n_tokens);
     clv_op_matmul(ctx, sp->pred_logit, p->w2, NULL, sp->pred_hidden, n_tokens);
     ctx->weight_bytes_read += (uint64_t)((p->b1 ? rank : 0) + (p->b2 ? p->w2->ne[1] : 0)) * sizeof(float);
 }
@@ -259,10 +261,7 @@ static void predict_hidden(clv_context *ctx, const clv_neuron_predictor *p, cons
     int64_t rank = w1->ne[1];
     clv_cpu_quantize_activation(w1->type, x, sp->pred_xq, n_embd);
     clv_cpu_matvec(w1->type, w1->data, w1->row_bytes, n_embd, sp->pred_xq, sp->pred_hidden, 0, rank);
-    for (int64_t r = 0; r < rank; r++) {
-        float v = sp->pred_hidden[r] + (p->b1 ? p->b1[r] : 0.0f);
-        sp->pred_hidden[r] = v > 0.0f ? v : 0.0f;
-    }
+    hidden_relu(sp->pred_hidden, p->b1, rank, 1);
     clv_cpu_quantize_activation(w2->type, sp->pred_hidden, sp->pred_hq, rank);
     ctx->weight_bytes_read += w1->bytes + w2->bytes +
                               (uint64_t)((p->b1 ? rank : 0) + (p->b2 ? w2->ne[1] : 0)) * sizeof(float);

@@ -287,10 +287,19 @@ static void cuda_sigmoid_gate(clv_context *ctx, float *dst, const float *x, cons
     keep(g, clv_cuda_sigmoid_gate(dst, x, weight_f32(g, gate), n_tokens, gate->ne[0], n_dst, g->stream));
 }
 
+/* The logits of `rows` tokens, device to ctx->logits (waits for the stream). */
+static clv_status logits_to_host(clv_context *ctx, int64_t rows) {
+    clv_gpu_state *g = ctx->gpu;
+    uint64_t bytes = (uint64_t)(rows * ctx->model->hp.n_vocab) * sizeof(float);
+    clv_status st = clv_vram_to_host(ctx->logits, g->s.logits, bytes, g->stream);
+    if (!st) ctx->n_logits = rows;
+    return st;
+}
+
 static void cuda_logits(clv_context *ctx, const float *x, int64_t n_tokens, bool all) {
     clv_gpu_state *g = ctx->gpu;
     const clv_model *m = ctx->model;
-    int64_t n_embd = m->hp.n_embd, n_vocab = m->hp.n_vocab;
+    int64_t n_embd = m->hp.n_embd;
     if (g->error) return;
     CLV_ASSERT(!all || g->params.logits_all);
     int64_t rows = all ? n_tokens : 1;
@@ -298,8 +307,7 @@ static void cuda_logits(clv_context *ctx, const float *x, int64_t n_tokens, bool
     cuda_rmsnorm(ctx, g->s.xb, first, m->output_norm, rows, n_embd, m->hp.norm_eps);
     cuda_matmul(ctx, g->s.logits, m->output, NULL, g->s.xb, rows);
     if (g->error || g->capturing) return; /* a replay's logits are copied after it */
-    keep(g, clv_vram_to_host(ctx->logits, g->s.logits, (uint64_t)(rows * n_vocab) * sizeof(float), g->stream));
-    ctx->n_logits = rows;
+    keep(g, logits_to_host(ctx, rows));
 }
 
 static const clv_backend clv_backend_cuda = {
@@ -353,6 +361,11 @@ clv_status clv_gpu_context_init(clv_context *ctx) {
     clv_gpu_state *g = NULL;
     if ((st = clv_gpu_state_create(ctx->model, &gp, &g))) return st;
     ctx->gpu = g;
+    /* No decode graph while the profiler counts experts (the MoE layers
+     * then group on the host), or when switched off. Observers and sparsity
+     * are refused before this. */
+    const char *graphs = getenv("CLEAVE_CUDA_GRAPHS");
+    g->graph_off = (ctx->params.count_experts && ctx->model->hp.n_expert) || (graphs && !strcmp(graphs, "0"));
     ctx->backend = &clv_backend_cuda;
     ctx->params.gemm_min_batch = -1;
     /* Models pass these to the ops; here they are device buffers. */
@@ -375,20 +388,6 @@ clv_status clv_gpu_context_init(clv_context *ctx) {
     s->moe_c = g->s.moe_c;
     s->pos = g->s.io + g->params.n_batch;
     return CLV_OK;
-}
-
-/* Whether one token may go through the decode graph: not while the
- * profiler counts experts or an observer watches (their work is on the
- * host), not when switched off. */
-static bool graph_allowed(clv_context *ctx) {
-    clv_gpu_state *g = ctx->gpu;
-    if (g->graph_off) return false;
-    const char *env = getenv("CLEAVE_CUDA_GRAPHS");
-    if ((env && !strcmp(env, "0")) || ctx->expert_counts || ctx->params.observer) {
-        g->graph_off = true;
-        return false;
-    }
-    return true;
 }
 
 /* One token through the decode graph, capturing it the first time; false
@@ -417,13 +416,9 @@ static bool decode_with_graph(clv_context *ctx, const clv_batch *piece, clv_stat
         }
         g->decode_graph = graph;
     }
-    int64_t n_vocab = ctx->model->hp.n_vocab;
     *st = clv_cuda_graph_launch(g->decode_graph, g->stream);
-    if (!*st) *st = clv_vram_to_host(ctx->logits, g->s.logits, (uint64_t)n_vocab * sizeof(float), g->stream);
-    if (!*st) {
-        ctx->n_logits = 1;
-        ctx->weight_bytes_read += g->graph_weight_bytes;
-    }
+    if (!*st) *st = logits_to_host(ctx, 1);
+    if (!*st) ctx->weight_bytes_read += g->graph_weight_bytes;
     return true;
 }
 
@@ -444,7 +439,7 @@ clv_status clv_gpu_decode(clv_context *ctx, const clv_batch *batch) {
         g->pos = ctx->n_past;
         if ((st = clv_vram_to_device(g->s.io, io, sizeof(int32_t) * 2 * (size_t)B, g->stream))) break;
         clv_batch piece = {.n_tokens = take, .tokens = batch->tokens + done, .logits_all = batch->logits_all};
-        if (take == 1 && graph_allowed(ctx) && decode_with_graph(ctx, &piece, &st)) {
+        if (take == 1 && !g->graph_off && decode_with_graph(ctx, &piece, &st)) {
             if (st) break;
             ctx->n_past += take;
             done += take;

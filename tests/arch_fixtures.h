@@ -31,6 +31,17 @@ static inline clv_json *arch_fixture_manifest(void) {
     return manifest;
 }
 
+/* A fixture's prompt_token_ids as int32 (malloc'd, *n of them), or NULL
+ * when it has none. */
+static inline int32_t *arch_fixture_prompt(const clv_json *fx, int64_t *n) {
+    const clv_json *ids = clv_json_get(fx, "prompt_token_ids");
+    *n = (int64_t)clv_json_count(ids);
+    if (*n <= 0) return NULL;
+    int32_t *prompt = malloc((size_t)*n * sizeof *prompt);
+    for (int64_t t = 0; prompt && t < *n; t++) prompt[t] = (int32_t)clv_json_int(clv_json_at(ids, (size_t)t));
+    return prompt;
+}
+
 /* n floats of a fixture's reference logits file, or NULL. */
 static inline float *arch_fixture_logits(const char *name, int64_t n) {
     char path[8192];

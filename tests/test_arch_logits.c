@@ -77,12 +77,11 @@ int main(void) {
     for (size_t i = 0; i < clv_json_count(fixtures); i++) {
         const clv_json *fx = clv_json_at(fixtures, i);
         const char *name = clv_json_get_string(fx, "name", "?");
-        const clv_json *ids = clv_json_get(fx, "prompt_token_ids");
-        int64_t n_tok = clv_json_int(clv_json_get(fx, "n_tokens"));
+        int64_t n_tok = clv_json_int(clv_json_get(fx, "n_tokens")), n_ids = 0;
         int64_t n_vocab = clv_json_int(clv_json_get(fx, "n_vocab"));
-        CHECK((int64_t)clv_json_count(ids) == n_tok && n_tok > 0);
-        int32_t *prompt = malloc((size_t)n_tok * sizeof *prompt);
-        for (int64_t t = 0; t < n_tok; t++) prompt[t] = (int32_t)clv_json_int(clv_json_at(ids, (size_t)t));
+        int32_t *prompt = arch_fixture_prompt(fx, &n_ids);
+        CHECK(prompt && n_ids == n_tok && n_tok > 0);
+        if (!prompt) continue;
         const clv_json *files = clv_json_get(fx, "files");
         for (size_t j = 0; j < clv_json_count(files); j++) {
             size_t klen;
