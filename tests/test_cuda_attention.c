@@ -18,6 +18,9 @@
  * carried into the softmax weights: TOL is 1e-4 for logits up to about
  * 10, and proportionally more for larger ones (the soft-capped cases).
  *
+ * Prompts (clv_cuda_attention_batch): every token of a batch against the
+ * float64 reference over the keys its position sees.
+ *
  * Also prints, not asserts, the achieved GB/s of K and V read for 33,000
  * keys x 8 KV heads x head size 128 (a Llama-3-8B layer at a long context).
  * Skips without a CUDA device. */
@@ -272,6 +275,72 @@ done:
     free(q), free(kc), free(vc), free(kf), free(vf), free(gpu), free(cpu), free(ref), free(cpu_ref), free(score);
 }
 
+/* A prompt of n_tok tokens at positions last - n_tok + 1 .. last in one
+ * launch (clv_cuda_attention_batch), each token against the float64
+ * reference over its own keys. Rows after `last` hold NaN. */
+static void check_batch(int64_t hd, int64_t n_head_kv, int64_t group, int64_t last, int64_t n_tok, int64_t window,
+                        int32_t kv_type, float logit, float softcap) {
+    attn_case c = {hd, n_head_kv, group, last, window, kv_type, logit, softcap, false};
+    int64_t n_head = n_head_kv * group, width = n_head_kv * hd, n_rows = last + 3, qn = n_head * hd;
+    size_t cache_bytes = (size_t)(n_rows * width) * elem_bytes(kv_type);
+    float scale = 1.0f / sqrtf((float)hd);
+    float *q = malloc(sizeof(float) * (size_t)(n_tok * qn)), *gpu = malloc(sizeof(float) * (size_t)(n_tok * qn));
+    void *kc = malloc(cache_bytes), *vc = malloc(cache_bytes);
+    float *kf = malloc(sizeof(float) * (size_t)(n_rows * width)), *vf = malloc(sizeof(float) * (size_t)(n_rows * width));
+    double *ref = malloc(sizeof(double) * (size_t)qn), *score = malloc(sizeof(double) * (size_t)n_rows);
+    int32_t *pos = malloc(sizeof(int32_t) * (size_t)n_tok);
+    for (int64_t i = 0; i < n_tok * qn; i++) q[i] = frand() * 3.0f * logit;
+    fill_cache(kc, kv_type, n_rows, width, 0, last);
+    fill_cache(vc, kv_type, n_rows, width, 0, last);
+    for (int64_t j = 0; j < n_rows; j++) {
+        decode_row(kc, kv_type, j, width, kf + j * width);
+        decode_row(vc, kv_type, j, width, vf + j * width);
+    }
+    for (int64_t t = 0; t < n_tok; t++) pos[t] = (int32_t)(last - n_tok + 1 + t);
+    clv_cuda_attention_shape shape = {kv_type, n_head, n_head_kv, hd};
+    float *q_dev = NULL, *out_dev = NULL;
+    void *k_dev = NULL, *v_dev = NULL;
+    int32_t *pos_dev = NULL;
+    CUDA_OK(cudaMalloc((void **)&q_dev, sizeof(float) * (size_t)(n_tok * qn)));
+    CUDA_OK(cudaMalloc((void **)&out_dev, sizeof(float) * (size_t)(n_tok * qn)));
+    CUDA_OK(cudaMalloc(&k_dev, cache_bytes));
+    CUDA_OK(cudaMalloc(&v_dev, cache_bytes));
+    CUDA_OK(cudaMalloc((void **)&pos_dev, sizeof(int32_t) * (size_t)n_tok));
+    CUDA_OK(cudaMemcpy(q_dev, q, sizeof(float) * (size_t)(n_tok * qn), cudaMemcpyHostToDevice));
+    CUDA_OK(cudaMemcpy(k_dev, kc, cache_bytes, cudaMemcpyHostToDevice));
+    CUDA_OK(cudaMemcpy(v_dev, vc, cache_bytes, cudaMemcpyHostToDevice));
+    CUDA_OK(cudaMemcpy(pos_dev, pos, sizeof(int32_t) * (size_t)n_tok, cudaMemcpyHostToDevice));
+    CUDA_OK(cudaMemset(out_dev, 0xff, sizeof(float) * (size_t)(n_tok * qn)));
+    CHECK_STATUS(clv_cuda_attention_batch(&shape, q_dev, k_dev, v_dev, pos_dev, n_tok, window, scale, softcap, out_dev,
+                                          NULL),
+                 CLV_OK);
+    CUDA_OK(cudaMemcpy(gpu, out_dev, sizeof(float) * (size_t)(n_tok * qn), cudaMemcpyDeviceToHost));
+    double worst = 0, tol = tolerance(&c);
+    for (int64_t t = 0; t < n_tok; t++) {
+        int64_t lo = 0, n_kv = 0;
+        clv_cuda_attention_range(pos[t], window, &lo, &n_kv);
+        reference(&c, q + t * qn, kf + lo * width, vf + lo * width, n_kv, scale, ref, score);
+        double e = rel_error(gpu + t * qn, ref, qn);
+        if (!(e <= worst)) worst = e;
+    }
+    CHECK_MSG(worst <= tol, "batch of %lld, %s hd %lld, %lld x %lld heads, last %lld, window %lld: error %.3g > %.3g",
+              (long long)n_tok, clv_type_name(kv_type), (long long)hd, (long long)n_head_kv, (long long)group,
+              (long long)last, (long long)window, worst, tol);
+    printf("batch of %4lld, %s hd %3lld, %lld x %2lld heads, positions ..%5lld, window %4lld%s: worst error %.2e "
+           "(bound %.0e)\n",
+           (long long)n_tok, clv_type_name(kv_type), (long long)hd, (long long)n_head_kv, (long long)group,
+           (long long)last, (long long)window, softcap > 0 ? ", softcap" : "", worst, tol);
+    /* refusals: no positions, too many tokens */
+    CHECK_STATUS(clv_cuda_attention_batch(&shape, q_dev, k_dev, v_dev, NULL, n_tok, window, scale, softcap, out_dev,
+                                          NULL),
+                 CLV_ERR_ARG);
+    CHECK_STATUS(clv_cuda_attention_batch(&shape, q_dev, k_dev, v_dev, pos_dev, 65536, window, scale, softcap,
+                                          out_dev, NULL),
+                 CLV_ERR_ARG);
+    cudaFree(q_dev), cudaFree(out_dev), cudaFree(k_dev), cudaFree(v_dev), cudaFree(pos_dev);
+    free(q), free(gpu), free(kc), free(vc), free(kf), free(vf), free(ref), free(score), free(pos);
+}
+
 static void refusals(void) {
     clv_cuda_attention_shape ok = {CLV_TYPE_F16, 8, 2, 128};
     void *buf = NULL;
@@ -409,6 +478,16 @@ int main(void) {
         {192, 2, 16, 3000, 0, CLV_TYPE_F16, 2.0f, 0, true},
     };
     for (size_t i = 0; i < sizeof more / sizeof more[0]; i++) check_case(&more[i]);
+
+    /* Prompts in one launch: qwen3-30b-a3b's layer over a 512-token prompt,
+     * a prompt after 200 earlier tokens, a window that cuts it, an odd
+     * group, soft-capping, one token. */
+    check_batch(128, 4, 8, 511, 512, 0, CLV_TYPE_F16, 2.0f, 0);
+    check_batch(128, 8, 4, 263, 64, 0, CLV_TYPE_F32, 4.0f, 0);
+    check_batch(256, 2, 2, 1500, 100, 1024, CLV_TYPE_F16, 2.0f, 0);
+    check_batch(96, 2, 6, 40, 41, 0, CLV_TYPE_F16, 2.0f, 0);
+    check_batch(64, 1, 1, 99, 20, 0, CLV_TYPE_F32, 30.0f, 20.0f);
+    check_batch(64, 2, 2, 7, 1, 0, CLV_TYPE_F32, 2.0f, 0);
 
     bandwidth(CLV_TYPE_F16);
     bandwidth(CLV_TYPE_F32);

@@ -26,7 +26,8 @@
  * tokens of every 64th row and the last) to keep the float64 reference fast.
  * Also: a small workspace (many panels) gives the same result within the
  * bound, columns past n_rows of a wide Y are not written, and bad arguments
- * are refused. Prints, not asserts, TFLOP/s of 4096 x 4096 Q4_K x 512
+ * are refused. The routed-experts product (clv_cuda_matmul_experts) is held
+ * to the exact bound on every output, for every type. Prints, not asserts, TFLOP/s of 4096 x 4096 Q4_K x 512
  * tokens. Skips without a CUDA device. */
 #include <cuda_runtime_api.h>
 
@@ -375,6 +376,112 @@ static void speed(int32_t type, int64_t n_in, int64_t n_rows, int64_t n_tokens) 
     free(w), free(x);
 }
 
+/* Routed experts in one launch (clv_cuda_matmul_experts): groups of 0, 1,
+ * 5, 32, 33 and 70 rows (tiles full, short, several per expert), every
+ * output against float64 with the exact bound above; an expert id out of
+ * range gives NaN in its rows only; bad arguments are refused. */
+static void check_experts(int32_t type, int64_t n_in, int64_t n_out) {
+    const int64_t counts[] = {5, 0, 70, 1, 33, 0, 32, 2};
+    const int64_t n_expert = (int64_t)(sizeof counts / sizeof counts[0]);
+    int64_t off[9] = {0};
+    for (int64_t e = 0; e < n_expert; e++) off[e + 1] = off[e] + counts[e];
+    int64_t A = off[n_expert];
+    uint64_t row_bytes = 0;
+    CHECK(clv_type_bytes(type, n_in, &row_bytes));
+    size_t expert_bytes = (size_t)row_bytes * (size_t)n_out, total = expert_bytes * (size_t)n_expert;
+    uint8_t *w = malloc(total);
+    const clv_type_info *ti = clv_type_get(type);
+    if (is_plain(type)) { /* random bits would be NaN and inf: plain numbers */
+        for (size_t i = 0; i < total / ti->block_bytes; i++) {
+            float v = frand();
+            if (type == CLV_TYPE_F32) memcpy(w + 4 * i, &v, 4);
+            else if (type == CLV_TYPE_F16) ((uint16_t *)(void *)w)[i] = clv_fp32_to_fp16(v);
+            else ((uint16_t *)(void *)w)[i] = clv_fp32_to_bf16(v);
+        }
+    } else {
+        random_blocks(type, w, total / ti->block_bytes, ti->block_bytes);
+    }
+    float *x = malloc(sizeof(float) * (size_t)(A * n_in)), *y = malloc(sizeof(float) * (size_t)(A * n_out));
+    float *dec = malloc(sizeof(float) * (size_t)n_in);
+    for (int64_t i = 0; i < A * n_in; i++) x[i] = frand();
+    clv_cuda_expert_tile tiles[64];
+    int64_t n_tiles = clv_cuda_expert_tiles(off, n_expert, tiles);
+    CHECK(n_tiles <= A / CLV_CUDA_EXPERT_TILE_ROWS + n_expert);
+    uint8_t *d_w = NULL;
+    float *d_x = NULL, *d_y = NULL;
+    clv_cuda_expert_tile *d_t = NULL;
+    CUDA_OK(cudaMalloc((void **)&d_w, total));
+    CUDA_OK(cudaMalloc((void **)&d_x, sizeof(float) * (size_t)(A * n_in)));
+    CUDA_OK(cudaMalloc((void **)&d_y, sizeof(float) * (size_t)(A * n_out)));
+    CUDA_OK(cudaMalloc((void **)&d_t, sizeof tiles));
+    CUDA_OK(cudaMemcpy(d_w, w, total, cudaMemcpyHostToDevice));
+    CUDA_OK(cudaMemcpy(d_x, x, sizeof(float) * (size_t)(A * n_in), cudaMemcpyHostToDevice));
+    CUDA_OK(cudaMemcpy(d_t, tiles, sizeof(clv_cuda_expert_tile) * (size_t)n_tiles, cudaMemcpyHostToDevice));
+    CHECK_STATUS(clv_cuda_matmul_experts(type, d_w, (size_t)row_bytes, n_in, n_out, n_expert, d_t, n_tiles, d_x, n_in,
+                                         d_y, n_out, NULL),
+                 CLV_OK);
+    CUDA_OK(cudaMemcpy(y, d_y, sizeof(float) * (size_t)(A * n_out), cudaMemcpyDeviceToHost));
+    double worst = 0;
+    for (int64_t e = 0; e < n_expert; e++) {
+        for (int64_t r = 0; r < n_out; r++) {
+            CHECK_STATUS(clv_dequantize_row(type, w + (size_t)e * expert_bytes + (size_t)r * row_bytes, dec, n_in),
+                         CLV_OK);
+            for (int64_t t = off[e]; t < off[e + 1]; t++) {
+                double ref = 0, S = 0;
+                for (int64_t i = 0; i < n_in; i++) {
+                    ref += (double)dec[i] * x[t * n_in + i];
+                    S += fabs((double)dec[i] * x[t * n_in + i]);
+                }
+                double bound = (2 * TF32_U + TF32_U * TF32_U) * S + ACCUM_BOUND * (1 + TF32_U) * (1 + TF32_U) * S;
+                double err = fabs((double)y[t * n_out + r] - ref);
+                double rel = err / (S > 0 ? S : 1);
+                if (!(rel <= worst)) worst = rel;
+                if (!(err <= bound)) {
+                    CHECK_MSG(false, "experts %s: expert %lld row %lld token %lld: %g vs %g (bound %g)",
+                              clv_type_name(type), (long long)e, (long long)r, (long long)t, (double)y[t * n_out + r],
+                              ref, bound);
+                    goto done;
+                }
+            }
+        }
+    }
+    printf("experts %-7s %lld x %lld, %lld rows in %lld tiles: worst error %.2e of S\n", clv_type_name(type),
+           (long long)n_out, (long long)n_in, (long long)A, (long long)n_tiles, worst);
+    /* An id out of range: NaN in that tile's rows, the others as before. */
+    {
+        clv_cuda_expert_tile bad = tiles[0];
+        bad.expert = (int32_t)n_expert;
+        CUDA_OK(cudaMemcpy(d_t, &bad, sizeof bad, cudaMemcpyHostToDevice));
+        float *y2 = malloc(sizeof(float) * (size_t)(A * n_out));
+        CHECK_STATUS(clv_cuda_matmul_experts(type, d_w, (size_t)row_bytes, n_in, n_out, n_expert, d_t, n_tiles, d_x,
+                                             n_in, d_y, n_out, NULL),
+                     CLV_OK);
+        CUDA_OK(cudaMemcpy(y2, d_y, sizeof(float) * (size_t)(A * n_out), cudaMemcpyDeviceToHost));
+        int64_t r0 = tiles[0].row0, r1 = r0 + tiles[0].n_rows;
+        bool ok = true;
+        for (int64_t i = 0; i < A * n_out; i++) {
+            int64_t t = i / n_out;
+            ok = ok && (t >= r0 && t < r1 ? isnan(y2[i]) : !memcmp(&y2[i], &y[i], sizeof(float)));
+        }
+        CHECK_MSG(ok, "experts %s: an expert id out of range must give NaN in its rows only", clv_type_name(type));
+        free(y2);
+    }
+    /* Refusals: n_in not a multiple of 32, short strides, no tiles pointer. */
+    CHECK_STATUS(clv_cuda_matmul_experts(CLV_TYPE_F32, d_w, 40, 10, n_out, n_expert, d_t, n_tiles, d_x, 10, d_y,
+                                         n_out, NULL),
+                 CLV_ERR_ARG);
+    CHECK_STATUS(clv_cuda_matmul_experts(type, d_w, (size_t)row_bytes, n_in, n_out, n_expert, d_t, n_tiles, d_x,
+                                         n_in - 1, d_y, n_out, NULL),
+                 CLV_ERR_ARG);
+    CHECK_STATUS(clv_cuda_matmul_experts(type, d_w, (size_t)row_bytes, n_in, n_out, n_expert, NULL, n_tiles, d_x, n_in,
+                                         d_y, n_out, NULL),
+                 CLV_ERR_ARG);
+done:
+    CUDA_OK(cudaDeviceSynchronize());
+    cudaFree(d_w), cudaFree(d_x), cudaFree(d_y), cudaFree(d_t);
+    free(w), free(x), free(y), free(dec);
+}
+
 int main(void) {
     int n_dev = 0;
     if (cudaGetDeviceCount(&n_dev) != cudaSuccess || n_dev == 0) TEST_SKIP("no CUDA device");
@@ -400,6 +507,9 @@ int main(void) {
     check_case(&(matmul_case){CLV_TYPE_F16, 9, 1001, 77, 2, 0, 1, 0});
     check_case(&(matmul_case){CLV_TYPE_BF16, 8, 13, 5, 0, 0, 0, 0});
     bad_arguments();
+    for (int k = 0; k < n_types; k++) check_experts(types[k], 512, 200);
+    check_experts(CLV_TYPE_Q4_K, 2048, 768); /* qwen3-30b-a3b's gate/up */
+    check_experts(CLV_TYPE_Q6_K, 768, 2048); /* and its down */
     speed(CLV_TYPE_Q4_K, 4096, 4096, 512);
     speed(CLV_TYPE_Q4_K, 4096, 14336, 512); /* a llama-3-8b FFN up/gate matrix */
     clv_cuda_matmul_free(blas);

@@ -4,8 +4,10 @@
  * the scalar reference and dotted with x in float64.
  * The GPU sums in float in another order, so each output is held to
  * 1e-5 of the sum of |w_i x_i| (float rounding over a few hundred terms).
- * Also prints, not asserts, GB/s on matrices of 8 llama-3-8b FFN matrices'
- * rows (larger than the GPU's L2, so the weights come from memory).
+ * Each result is the same bits for 1, 2 and 4 rows per warp, and the fused
+ * gate/up product (clv_cuda_matvec_glu) gives the bits of two products and
+ * the GLU kernel.
+ * Speed: tests/bench/bench_cuda_matvec.c.
  * Skips without a CUDA device. */
 #include <cuda_runtime_api.h>
 
@@ -26,6 +28,58 @@ static float frand(void) {
 }
 
 #define CUDA_OK(call) CHECK_MSG((call) == cudaSuccess, "%s", #call)
+
+/* Any number of rows per warp gives the bits of the default (y). */
+static void same_for_every_r(int32_t type, const void *w_dev, size_t stride, int64_t n_in, int64_t n_rows,
+                             const float *x_dev, const float *y) {
+    float *y_dev = NULL, *yr = malloc(sizeof(float) * (size_t)n_rows);
+    CUDA_OK(cudaMalloc((void **)&y_dev, sizeof(float) * (size_t)n_rows));
+    for (int r = 1; r <= 4; r *= 2) {
+        CHECK_STATUS(clv_cuda_matvec_rows(type, w_dev, stride, n_in, n_rows, x_dev, y_dev, r, NULL), CLV_OK);
+        CUDA_OK(cudaMemcpy(yr, y_dev, sizeof(float) * (size_t)n_rows, cudaMemcpyDeviceToHost));
+        CHECK_MSG(memcmp(yr, y, sizeof(float) * (size_t)n_rows) == 0, "%s: %d rows per warp changes the result",
+                  clv_type_name(type), r);
+    }
+    CHECK_STATUS(clv_cuda_matvec_rows(type, w_dev, stride, n_in, n_rows, x_dev, y_dev, 3, NULL), CLV_ERR_ARG);
+    cudaFree(y_dev);
+    free(yr);
+}
+
+/* The fused gate/up product against two products and the GLU kernel, bit
+ * for bit, for each activation: gate = w, up = w with its rows rotated by
+ * one (so the two matrices differ). */
+static void glu_matches(int32_t type, const uint8_t *w, size_t stride, int64_t n_in, int64_t n_rows,
+                        const float *x_dev) {
+    size_t bytes = (size_t)n_rows * stride;
+    uint8_t *up = malloc(bytes);
+    memcpy(up, w + stride, bytes - stride);
+    memcpy(up + bytes - stride, w, stride);
+    void *g_dev = NULL, *u_dev = NULL;
+    float *a = NULL, *b = NULL, *f = NULL;
+    float *ha = malloc(sizeof(float) * (size_t)n_rows), *hf = malloc(sizeof(float) * (size_t)n_rows);
+    CUDA_OK(cudaMalloc(&g_dev, bytes));
+    CUDA_OK(cudaMalloc(&u_dev, bytes));
+    CUDA_OK(cudaMalloc((void **)&a, sizeof(float) * (size_t)n_rows));
+    CUDA_OK(cudaMalloc((void **)&b, sizeof(float) * (size_t)n_rows));
+    CUDA_OK(cudaMalloc((void **)&f, sizeof(float) * (size_t)n_rows));
+    CUDA_OK(cudaMemcpy(g_dev, w, bytes, cudaMemcpyHostToDevice));
+    CUDA_OK(cudaMemcpy(u_dev, up, bytes, cudaMemcpyHostToDevice));
+    const clv_cuda_act acts[] = {CLV_CUDA_ACT_SILU, CLV_CUDA_ACT_GELU, CLV_CUDA_ACT_RELU};
+    for (size_t i = 0; i < sizeof acts / sizeof acts[0]; i++) {
+        CHECK_STATUS(clv_cuda_matvec(type, g_dev, stride, n_in, n_rows, x_dev, a, NULL), CLV_OK);
+        CHECK_STATUS(clv_cuda_matvec(type, u_dev, stride, n_in, n_rows, x_dev, b, NULL), CLV_OK);
+        CHECK_STATUS(clv_cuda_glu(a, a, b, n_rows, acts[i], NULL), CLV_OK);
+        CHECK_STATUS(clv_cuda_matvec_glu(type, g_dev, u_dev, stride, n_in, n_rows, x_dev, f, acts[i], NULL), CLV_OK);
+        CUDA_OK(cudaMemcpy(ha, a, sizeof(float) * (size_t)n_rows, cudaMemcpyDeviceToHost));
+        CUDA_OK(cudaMemcpy(hf, f, sizeof(float) * (size_t)n_rows, cudaMemcpyDeviceToHost));
+        CHECK_MSG(memcmp(ha, hf, sizeof(float) * (size_t)n_rows) == 0, "%s: fused GLU (act %d) differs",
+                  clv_type_name(type), (int)acts[i]);
+    }
+    CHECK_STATUS(clv_cuda_matvec_glu(type, g_dev, u_dev, stride, n_in, n_rows, x_dev, f, (clv_cuda_act)7, NULL),
+                 CLV_ERR_ARG);
+    cudaFree(g_dev), cudaFree(u_dev), cudaFree(a), cudaFree(b), cudaFree(f);
+    free(up), free(ha), free(hf);
+}
 
 /* pad: bytes between rows (rows need not be packed; 0 and multiples of 4
  * keep them aligned for the per-type kernels, 6 sends them to the generic one). */
@@ -69,6 +123,8 @@ static void check_type(int32_t type, int64_t n_in, int64_t n_rows, size_t pad) {
     }
     CHECK_MSG(worst <= 1e-5, "%s: %lld x %lld: error %.3g", clv_type_name(type), (long long)n_rows,
               (long long)n_in, worst);
+    same_for_every_r(type, w_dev, stride, n_in, n_rows, x_dev, y);
+    glu_matches(type, w, stride, n_in, n_rows, x_dev);
     printf("%-7s %4lld x %5lld (+%zu): worst error %.2e of sum |w x|\n", clv_type_name(type), (long long)n_rows,
            (long long)n_in, pad, worst);
     cudaFree(w_dev);
@@ -77,61 +133,21 @@ static void check_type(int32_t type, int64_t n_in, int64_t n_rows, size_t pad) {
     free(w), free(src), free(x), free(dec), free(y), free(ref), free(mag);
 }
 
-static void bandwidth(int32_t type, int64_t n_in, int64_t n_rows) {
-    uint64_t row_bytes = 0;
-    clv_type_bytes(type, n_in, &row_bytes);
-    size_t bytes = (size_t)row_bytes * (size_t)n_rows;
-    uint8_t *w = malloc(bytes);
-    float *src = malloc(sizeof(float) * (size_t)n_in);
-    for (int64_t i = 0; i < n_in; i++) src[i] = frand();
-    for (int64_t r = 0; r < n_rows; r++) clv_quantize_row(type, src, w + (size_t)r * row_bytes, n_in);
-    void *w_dev = NULL;
-    float *x_dev = NULL, *y_dev = NULL;
-    CUDA_OK(cudaMalloc(&w_dev, bytes));
-    CUDA_OK(cudaMalloc((void **)&x_dev, sizeof(float) * (size_t)n_in));
-    CUDA_OK(cudaMalloc((void **)&y_dev, sizeof(float) * (size_t)n_rows));
-    CUDA_OK(cudaMemcpy(w_dev, w, bytes, cudaMemcpyHostToDevice));
-    CUDA_OK(cudaMemcpy(x_dev, src, sizeof(float) * (size_t)n_in, cudaMemcpyHostToDevice));
-    cudaEvent_t t0, t1;
-    cudaEventCreate(&t0);
-    cudaEventCreate(&t1);
-    const int reps = 50;
-    CHECK_STATUS(clv_cuda_matvec(type, w_dev, row_bytes, n_in, n_rows, x_dev, y_dev, NULL), CLV_OK);
-    cudaEventRecord(t0, NULL);
-    for (int i = 0; i < reps; i++) clv_cuda_matvec(type, w_dev, row_bytes, n_in, n_rows, x_dev, y_dev, NULL);
-    cudaEventRecord(t1, NULL);
-    cudaEventSynchronize(t1);
-    float ms = 0;
-    cudaEventElapsedTime(&ms, t0, t1);
-    printf("%s %lld x %lld (%.1f MiB): %.1f us per product, %.0f GB/s of weights\n", clv_type_name(type),
-           (long long)n_rows, (long long)n_in, bytes / 1048576.0, 1000.0 * ms / reps,
-           (double)bytes * reps / (ms * 1e-3) / 1e9);
-    cudaEventDestroy(t0);
-    cudaEventDestroy(t1);
-    cudaFree(w_dev);
-    cudaFree(x_dev);
-    cudaFree(y_dev);
-    free(w);
-    free(src);
-}
-
 int main(void) {
     int n_dev = 0;
     if (cudaGetDeviceCount(&n_dev) != cudaSuccess || n_dev == 0) TEST_SKIP("no CUDA device");
     const int32_t types[] = {CLV_TYPE_F32,  CLV_TYPE_F16,  CLV_TYPE_BF16, CLV_TYPE_Q4_0, CLV_TYPE_Q4_1,
                              CLV_TYPE_Q5_0, CLV_TYPE_Q5_1, CLV_TYPE_Q8_0, CLV_TYPE_Q2_K, CLV_TYPE_Q3_K,
                              CLV_TYPE_Q4_K, CLV_TYPE_Q5_K, CLV_TYPE_Q6_K, CLV_TYPE_IQ4_NL, CLV_TYPE_IQ4_XS,
-                             CLV_TYPE_MXFP4};
+                             CLV_TYPE_MXFP4, CLV_TYPE_Q8_1,  CLV_TYPE_Q8_K};
     for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
         check_type(types[t], 768, 37, 6); /* rows not a multiple of the rows per launch block */
         check_type(types[t], 2048, 9, 0);
         check_type(types[t], 1024, 13, 4);
+        check_type(types[t], 512, 77, 0); /* groups of 2 and 4 rows with a short last one */
     }
     /* Refusals. */
     CHECK_STATUS(clv_cuda_matvec(CLV_TYPE_Q4_K, NULL, 144, 100, 1, NULL, NULL, NULL), CLV_ERR_ARG);
     CHECK_STATUS(clv_cuda_matvec(CLV_TYPE_Q4_K, NULL, 100, 256, 1, NULL, NULL, NULL), CLV_ERR_ARG);
-    bandwidth(CLV_TYPE_Q4_K, 4096, 8 * 14336);
-    bandwidth(CLV_TYPE_Q6_K, 4096, 8 * 14336);
-    bandwidth(CLV_TYPE_Q8_0, 4096, 8 * 14336);
     return test_finish("test_cuda_matvec");
 }

@@ -24,7 +24,8 @@
  *                   combine's loop with volatile temporaries, so no FMA).
  *   expert matvec   exact against clv_cuda_matvec on each chosen expert's
  *                   matrix (test_cuda_matvec holds that to the CPU); an id
- *                   out of range gives NaN, not a stray read.
+ *                   out of range gives NaN, not a stray read; the fused
+ *                   gate/up experts exact against two products and the GLU.
  * Skips without a CUDA device. */
 #include <cuda_runtime_api.h>
 
@@ -549,6 +550,31 @@ static void test_matvec_experts(int32_t type, int64_t n_expert, int64_t n_in, in
     }
     CHECK_MSG(bad == 0, "expert matvec %s: %d of %lld slices differ from the plain matvec", clv_type_name(type), bad,
               (long long)n_sel);
+    /* fused gate/up: up is the tensor with its experts rotated by one */
+    uint8_t *w_up = malloc(total);
+    memcpy(w_up, w + expert_bytes, total - expert_bytes);
+    memcpy(w_up + total - expert_bytes, w, expert_bytes);
+    uint8_t *d_up = dev(w_up, total);
+    float *d_two = dev(NULL, sizeof(float) * (size_t)n_rows);
+    CHECK_STATUS(clv_cuda_matvec_experts_glu(type, d_w, d_up, (size_t)row_bytes, n_in, n_rows, n_expert, d_ids, n_sel,
+                                             d_x, x_stride, d_y, n_rows, CLV_CUDA_ACT_SILU, NULL),
+                 CLV_OK);
+    to_host(got, d_y, sizeof(float) * (size_t)(n_sel * n_rows));
+    bad = 0;
+    for (int64_t s = 0; s < n_sel; s++) {
+        size_t off = (size_t)ids[s] * expert_bytes;
+        CHECK_STATUS(clv_cuda_matvec(type, d_w + off, (size_t)row_bytes, n_in, n_rows, d_x + s * x_stride, d_one, NULL),
+                     CLV_OK);
+        CHECK_STATUS(clv_cuda_matvec(type, d_up + off, (size_t)row_bytes, n_in, n_rows, d_x + s * x_stride, d_two, NULL),
+                     CLV_OK);
+        CHECK_STATUS(clv_cuda_glu(d_one, d_one, d_two, n_rows, CLV_CUDA_ACT_SILU, NULL), CLV_OK);
+        to_host(want, d_one, sizeof(float) * (size_t)n_rows);
+        bad += memcmp(got + s * n_rows, want, sizeof(float) * (size_t)n_rows) != 0;
+    }
+    CHECK_MSG(bad == 0, "fused expert GLU %s: %d of %lld slices differ from two products and the GLU",
+              clv_type_name(type), bad, (long long)n_sel);
+    cudaFree(d_up), cudaFree(d_two);
+    free(w_up);
     /* an id out of range is a bug upstream: NaN in its slice, the others intact */
     if (n_sel > 1) {
         int32_t keep_id = ids[1];
@@ -669,7 +695,7 @@ int main(void) {
     }
     test_matvec_experts(CLV_TYPE_Q4_K, 128, 2048, 768, 8, true);   /* qwen3-30b-a3b gate/up */
     test_matvec_experts(CLV_TYPE_Q6_K, 128, 768, 2048, 8, false);  /* and its down */
-    printf("expert matvec: every decodable type exact against the plain matvec\n");
+    printf("expert matvec and fused expert GLU: every decodable type exact against the plain matvec\n");
 
     test_refusals();
     clv_threadpool_free(cpu.pool);

@@ -1,31 +1,13 @@
-/* Activations and gated linear units, elementwise (grid-stride loops). The
- * formulas are the scalar reference's (kernels/cpu/vec.c) with every
- * multiply and add as an _rn intrinsic in the same order, so nvcc cannot
- * fuse them; what remains different is expf/tanhf (within 2 ulp on the GPU,
- * under 1 ulp in glibc). */
+/* Activations and gated linear units, elementwise (grid-stride loops), with
+ * the reference's formulas (act.cuh). */
 #include <math.h>
 #include <stdint.h>
 
 #include <cuda_runtime.h>
 
+#include "act.cuh"
 #include "cuda_ops.h"
 #include "ops_common.cuh"
-
-/* The CPU's CLV_GELU_K and CLV_GELU_C (kernels/cpu/vec_impl.h, internal to
- * the CPU kernels); test_cuda_ops compares the two GELUs. */
-#define GELU_K 0.7978845608f /* sqrt(2 / pi) */
-#define GELU_C 0.044715f
-
-template <int ACT> __device__ static inline float act1(float x) {
-    if constexpr (ACT == CLV_CUDA_ACT_SILU) {
-        return __fdiv_rn(x, __fadd_rn(1.0f, expf(-x)));
-    } else if constexpr (ACT == CLV_CUDA_ACT_GELU) {
-        float inner = __fadd_rn(x, __fmul_rn(__fmul_rn(__fmul_rn(GELU_C, x), x), x));
-        return __fmul_rn(__fmul_rn(0.5f, x), __fadd_rn(1.0f, tanhf(__fmul_rn(GELU_K, inner))));
-    } else {
-        return x > 0.0f ? x : 0.0f;
-    }
-}
 
 template <int ACT> __global__ static void act_kernel(float *dst, const float *src, int64_t n) {
     int64_t stride = (int64_t)gridDim.x * blockDim.x;
@@ -35,7 +17,7 @@ template <int ACT> __global__ static void act_kernel(float *dst, const float *sr
 template <int ACT> __global__ static void glu_kernel(float *dst, const float *gate, const float *up, int64_t n) {
     int64_t stride = (int64_t)gridDim.x * blockDim.x;
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
-        dst[i] = __fmul_rn(act1<ACT>(gate[i]), up[i]);
+        dst[i] = glu1<ACT>(gate[i], up[i]);
     }
 }
 

@@ -18,6 +18,9 @@
  * output when there is one split); a second kernel merges the splits, one
  * block per query head. The number of splits fills the GPU about once.
  *
+ * A prompt's tokens run in one launch (grid z: token), each over the keys
+ * its own position sees, unsplit: the tokens fill the GPU.
+ *
  * Semantics are runtime/ops_cpu_attention.c's: score = (q . k) * scale, then
  * softcap * tanh(score / softcap) when softcap > 0, softmax over the keys
  * kv_start .. kv_start + n_kv - 1, in float. */
@@ -144,7 +147,9 @@ struct attn_args {
     const float *q;    /* [n_head][D] */
     const void *k, *v; /* cache rows of [n_head_kv][D] elements */
     int64_t kv_start, n_kv;
-    const int32_t *pos; /* device: the query's position, the key range taken from it (NULL: kv_start, n_kv) */
+    const int32_t *pos; /* device: the query's position, the key range taken from it (NULL: kv_start, n_kv);
+                           for a batch, token z's at pos[z] */
+    int64_t tok_stride; /* floats between a batch's tokens' q rows (and out rows) */
     int64_t window;
     int n_head_kv, group; /* group: query heads per KV head */
     int n_split;
@@ -161,7 +166,8 @@ __device__ __forceinline__ void device_range(int64_t pos, int64_t window, int64_
     *n_kv = pos - lo + 1;
 }
 
-/* Grid: x = split, y = KV head * head chunks of HB query heads. */
+/* Grid: x = split, y = KV head * head chunks of HB query heads, z = token
+ * of a batch (one split each). */
 template <int TYPE, int EPL, int HB> __global__ void __launch_bounds__(WARPS * 32) attn_split_kernel(attn_args a) {
     constexpr int D = 32 * EPL;
     constexpr int C = chunk_keys(EPL, HB);
@@ -182,6 +188,11 @@ template <int TYPE, int EPL, int HB> __global__ void __launch_bounds__(WARPS * 3
     const int kvh = blockIdx.y / n_chunks, hc = blockIdx.y % n_chunks;
     const int h0 = kvh * a.group + hc * HB; /* first query head of the block */
     const int nh = a.group - hc * HB < HB ? a.group - hc * HB : HB;
+    if (blockIdx.z > 0) {
+        a.q += (size_t)blockIdx.z * (size_t)a.tok_stride;
+        a.out += (size_t)blockIdx.z * (size_t)a.tok_stride;
+        a.pos += blockIdx.z;
+    }
 
     float q[HB][EPL];
 #pragma unroll
@@ -381,10 +392,15 @@ template <int TYPE, int EPL, int HB> static int blocks_per_sm(void) {
 }
 
 template <int TYPE, int EPL, int HB>
-static void launch(attn_args a, int64_t n_head, int64_t n_chunks, float *scratch, size_t scratch_bytes,
-                   cudaStream_t stream) {
+static void launch(attn_args a, int64_t n_head, int64_t n_chunks, int64_t n_tokens, float *scratch,
+                   size_t scratch_bytes, cudaStream_t stream) {
     constexpr int D = 32 * EPL;
     const int64_t groups = a.n_head_kv * n_chunks; /* blocks per split */
+    if (n_tokens > 1) { /* a batch: its tokens fill the GPU, one split each */
+        a.n_split = 1;
+        attn_split_kernel<TYPE, EPL, HB><<<dim3(1u, (unsigned)groups, (unsigned)n_tokens), WARPS * 32, 0, stream>>>(a);
+        return;
+    }
     /* One wave of blocks: as many splits as fill every SM's resident blocks. */
     int64_t ns = (int64_t)sm_count() * blocks_per_sm<TYPE, EPL, HB>() / groups;
     if (ns > max_splits(a.n_kv)) ns = max_splits(a.n_kv);
@@ -400,15 +416,15 @@ static void launch(attn_args a, int64_t n_head, int64_t n_chunks, float *scratch
 }
 
 template <int TYPE, int EPL>
-static void launch_heads(int hb, attn_args a, int64_t n_head, int64_t n_chunks, float *scratch, size_t scratch_bytes,
-                         cudaStream_t stream) {
+static void launch_heads(int hb, attn_args a, int64_t n_head, int64_t n_chunks, int64_t n_tokens, float *scratch,
+                         size_t scratch_bytes, cudaStream_t stream) {
     switch (hb) {
-    case 1: launch<TYPE, EPL, 1>(a, n_head, n_chunks, scratch, scratch_bytes, stream); break;
-    case 2: launch<TYPE, EPL, 2>(a, n_head, n_chunks, scratch, scratch_bytes, stream); break;
-    case 4: launch<TYPE, EPL, 4>(a, n_head, n_chunks, scratch, scratch_bytes, stream); break;
+    case 1: launch<TYPE, EPL, 1>(a, n_head, n_chunks, n_tokens, scratch, scratch_bytes, stream); break;
+    case 2: launch<TYPE, EPL, 2>(a, n_head, n_chunks, n_tokens, scratch, scratch_bytes, stream); break;
+    case 4: launch<TYPE, EPL, 4>(a, n_head, n_chunks, n_tokens, scratch, scratch_bytes, stream); break;
     case 8:
         /* Not instantiated where 8 heads would not fit (never chosen there). */
-        if constexpr (max_heads_per_block(EPL) >= 8) launch<TYPE, EPL, 8>(a, n_head, n_chunks, scratch, scratch_bytes, stream);
+        if constexpr (max_heads_per_block(EPL) >= 8) launch<TYPE, EPL, 8>(a, n_head, n_chunks, n_tokens, scratch, scratch_bytes, stream);
         else CLV_ASSERT(!"8 heads per block chosen for a large head size");
         break;
     default: CLV_ASSERT(!"heads per block not a power of two up to 8");
@@ -416,17 +432,17 @@ static void launch_heads(int hb, attn_args a, int64_t n_head, int64_t n_chunks, 
 }
 
 template <int TYPE>
-static void launch_type(int epl, int hb, attn_args a, int64_t n_head, int64_t n_chunks, float *scratch,
-                        size_t scratch_bytes, cudaStream_t stream) {
+static void launch_type(int epl, int hb, attn_args a, int64_t n_head, int64_t n_chunks, int64_t n_tokens,
+                        float *scratch, size_t scratch_bytes, cudaStream_t stream) {
     switch (epl) {
-    case 1: launch_heads<TYPE, 1>(hb, a, n_head, n_chunks, scratch, scratch_bytes, stream); break;
-    case 2: launch_heads<TYPE, 2>(hb, a, n_head, n_chunks, scratch, scratch_bytes, stream); break;
-    case 3: launch_heads<TYPE, 3>(hb, a, n_head, n_chunks, scratch, scratch_bytes, stream); break;
-    case 4: launch_heads<TYPE, 4>(hb, a, n_head, n_chunks, scratch, scratch_bytes, stream); break;
-    case 5: launch_heads<TYPE, 5>(hb, a, n_head, n_chunks, scratch, scratch_bytes, stream); break;
-    case 6: launch_heads<TYPE, 6>(hb, a, n_head, n_chunks, scratch, scratch_bytes, stream); break;
-    case 7: launch_heads<TYPE, 7>(hb, a, n_head, n_chunks, scratch, scratch_bytes, stream); break;
-    case 8: launch_heads<TYPE, 8>(hb, a, n_head, n_chunks, scratch, scratch_bytes, stream); break;
+    case 1: launch_heads<TYPE, 1>(hb, a, n_head, n_chunks, n_tokens, scratch, scratch_bytes, stream); break;
+    case 2: launch_heads<TYPE, 2>(hb, a, n_head, n_chunks, n_tokens, scratch, scratch_bytes, stream); break;
+    case 3: launch_heads<TYPE, 3>(hb, a, n_head, n_chunks, n_tokens, scratch, scratch_bytes, stream); break;
+    case 4: launch_heads<TYPE, 4>(hb, a, n_head, n_chunks, n_tokens, scratch, scratch_bytes, stream); break;
+    case 5: launch_heads<TYPE, 5>(hb, a, n_head, n_chunks, n_tokens, scratch, scratch_bytes, stream); break;
+    case 6: launch_heads<TYPE, 6>(hb, a, n_head, n_chunks, n_tokens, scratch, scratch_bytes, stream); break;
+    case 7: launch_heads<TYPE, 7>(hb, a, n_head, n_chunks, n_tokens, scratch, scratch_bytes, stream); break;
+    case 8: launch_heads<TYPE, 8>(hb, a, n_head, n_chunks, n_tokens, scratch, scratch_bytes, stream); break;
     default: CLV_ASSERT(!"head_dim checked before");
     }
 }
@@ -446,10 +462,11 @@ extern "C" size_t clv_cuda_attention_scratch_bytes(const clv_cuda_attention_shap
     return ns > 1 ? partial_floats(shape->n_head, ns, shape->head_dim) * sizeof(float) : 0;
 }
 
+/* n_tokens > 1: a batch, pos_dev[t] token t's position. */
 static clv_status decode(const clv_cuda_attention_shape *shape, const float *q_dev, const void *k_cache_dev,
                          const void *v_cache_dev, int64_t kv_start, int64_t n_kv, const int32_t *pos_dev,
-                         int64_t window, float scale, float softcap, float *out_dev, void *scratch_dev,
-                         size_t scratch_bytes, void *stream) {
+                         int64_t n_tokens, int64_t window, float scale, float softcap, float *out_dev,
+                         void *scratch_dev, size_t scratch_bytes, void *stream) {
     if (!shape_ok(shape)) {
         return clv_fail(CLV_ERR_ARG, "CUDA attention: %lld query heads over %lld KV heads",
                         shape ? (long long)shape->n_head : 0LL, shape ? (long long)shape->n_head_kv : 0LL);
@@ -479,6 +496,10 @@ static clv_status decode(const clv_cuda_attention_shape *shape, const float *q_d
     int hb = 1;
     while (hb < group && hb < max_heads_per_block(epl)) hb *= 2;
     const int64_t n_chunks = (group + hb - 1) / hb;
+    if (n_tokens < 1 || n_tokens > 65535 || (n_tokens > 1 && !pos_dev)) {
+        return clv_fail(CLV_ERR_ARG, "CUDA attention: a batch of %lld tokens (at most 65535, with positions)",
+                        (long long)n_tokens);
+    }
     if (shape->n_head_kv * n_chunks > 65535) {
         return clv_fail(CLV_ERR_UNSUPPORTED, "CUDA attention: %lld KV heads are too many for one launch",
                         (long long)shape->n_head_kv);
@@ -491,6 +512,7 @@ static clv_status decode(const clv_cuda_attention_shape *shape, const float *q_d
     a.n_kv = n_kv; /* with pos_dev, the most keys: what the splits are planned for */
     a.pos = pos_dev;
     a.window = window;
+    a.tok_stride = shape->n_head * shape->head_dim;
     a.n_head_kv = (int)shape->n_head_kv;
     a.group = (int)group;
     a.scale = scale;
@@ -499,9 +521,9 @@ static clv_status decode(const clv_cuda_attention_shape *shape, const float *q_d
     cudaStream_t s = (cudaStream_t)stream;
     float *scratch = (float *)scratch_dev;
     if (shape->kv_type == CLV_TYPE_F16) {
-        launch_type<CLV_TYPE_F16>(epl, hb, a, shape->n_head, n_chunks, scratch, scratch_bytes, s);
+        launch_type<CLV_TYPE_F16>(epl, hb, a, shape->n_head, n_chunks, n_tokens, scratch, scratch_bytes, s);
     } else {
-        launch_type<CLV_TYPE_F32>(epl, hb, a, shape->n_head, n_chunks, scratch, scratch_bytes, s);
+        launch_type<CLV_TYPE_F32>(epl, hb, a, shape->n_head, n_chunks, n_tokens, scratch, scratch_bytes, s);
     }
     cudaError_t err = cudaGetLastError();
     if (err != cudaSuccess) {
@@ -516,7 +538,7 @@ extern "C" clv_status clv_cuda_attention_decode(const clv_cuda_attention_shape *
                                                 const void *k_cache_dev, const void *v_cache_dev, int64_t kv_start,
                                                 int64_t n_kv, float scale, float softcap, float *out_dev,
                                                 void *scratch_dev, size_t scratch_bytes, void *stream) {
-    return decode(shape, q_dev, k_cache_dev, v_cache_dev, kv_start, n_kv, NULL, 0, scale, softcap, out_dev,
+    return decode(shape, q_dev, k_cache_dev, v_cache_dev, kv_start, n_kv, NULL, 1, 0, scale, softcap, out_dev,
                   scratch_dev, scratch_bytes, stream);
 }
 
@@ -526,6 +548,16 @@ extern "C" clv_status clv_cuda_attention_decode_at(const clv_cuda_attention_shap
                                                    float scale, float softcap, float *out_dev, void *scratch_dev,
                                                    size_t scratch_bytes, void *stream) {
     if (!pos_dev || window < 0) return clv_fail(CLV_ERR_ARG, "CUDA attention: no position, or a negative window");
-    return decode(shape, q_dev, k_cache_dev, v_cache_dev, 0, n_kv_max, pos_dev, window, scale, softcap, out_dev,
+    return decode(shape, q_dev, k_cache_dev, v_cache_dev, 0, n_kv_max, pos_dev, 1, window, scale, softcap, out_dev,
                   scratch_dev, scratch_bytes, stream);
+}
+
+extern "C" clv_status clv_cuda_attention_batch(const clv_cuda_attention_shape *shape, const float *q_dev,
+                                               const void *k_cache_dev, const void *v_cache_dev,
+                                               const int32_t *pos_dev, int64_t n_tokens, int64_t window, float scale,
+                                               float softcap, float *out_dev, void *stream) {
+    if (!pos_dev || window < 0) return clv_fail(CLV_ERR_ARG, "CUDA attention: no positions, or a negative window");
+    /* n_kv only passes the checks: each token's range comes from its position */
+    return decode(shape, q_dev, k_cache_dev, v_cache_dev, 0, 1, pos_dev, n_tokens, window, scale, softcap, out_dev,
+                  NULL, 0, stream);
 }

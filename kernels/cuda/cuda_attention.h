@@ -1,5 +1,6 @@
 /* GPU attention for decode, callable from C: one query position, every head,
- * over a layer's KV cache, split over the key range (flash-decoding).
+ * over a layer's KV cache, split over the key range (flash-decoding); and a
+ * prompt's tokens in one launch.
  *
  * Semantics are runtime/ops_cpu_attention.c's for one token: for query head
  * h (KV head h / (n_head / n_head_kv)), score_j = (q_h . k_j) * scale over
@@ -89,6 +90,18 @@ clv_status clv_cuda_attention_decode_generic_at(const clv_cuda_attention_shape *
                                                 const void *k_cache_dev, const void *v_cache_dev,
                                                 const int32_t *pos_dev, int64_t window, float scale, float softcap,
                                                 float *out_dev, void *stream);
+
+/* A prompt's attention in one launch: for t < n_tokens, out_dev + t *
+ * n_head * head_dim = the attention of q_dev + t * n_head * head_dim at
+ * position pos_dev[t] (device memory), over the keys that position sees
+ * (clv_cuda_attention_range with window). Every token's K and V must be in
+ * the cache already (a token sees the batch's tokens before it). No
+ * scratch: the keys are not split. Head sizes and errors as
+ * clv_cuda_attention_decode; CLV_ERR_ARG also for more than 65535 tokens. */
+clv_status clv_cuda_attention_batch(const clv_cuda_attention_shape *shape, const float *q_dev,
+                                    const void *k_cache_dev, const void *v_cache_dev, const int32_t *pos_dev,
+                                    int64_t n_tokens, int64_t window, float scale, float softcap, float *out_dev,
+                                    void *stream);
 
 /* True when clv_cuda_attention_decode takes this head size (a multiple of 32
  * up to 256); the generic kernel takes the others up to 256. */

@@ -82,6 +82,51 @@ clv_status clv_cuda_matmul(clv_cuda_matmul_handle *h, int32_t type, const void *
                            int64_t n_in, int64_t n_rows, const float *x_dev, int64_t ldx, int64_t n_tokens,
                            float *y_dev, int64_t ldy, void *workspace_dev, size_t workspace_bytes);
 
+/* --- routed experts of a batch (matmul_experts.cu) -------------------------
+ * A batch's (token, expert) rows grouped by expert, each group cut into
+ * tiles of at most CLV_CUDA_EXPERT_TILE_ROWS rows; one launch multiplies
+ * every tile by its expert's matrix, decoding the weights on the fly (no
+ * workspace), in TF32 on the tensor cores with FP32 accumulation: the same
+ * reductions, and the same error bound, as clv_cuda_matmul. */
+#define CLV_CUDA_EXPERT_TILE_ROWS 32
+
+typedef struct clv_cuda_expert_tile {
+    int32_t expert;    /* which matrix */
+    int32_t row0;      /* first row of x and y */
+    int32_t n_rows;    /* 1 .. CLV_CUDA_EXPERT_TILE_ROWS */
+} clv_cuda_expert_tile;
+
+/* The tiles of groups given by offsets: expert e's rows are off[e] ..
+ * off[e + 1] - 1. Writes at most off[n_expert] / CLV_CUDA_EXPERT_TILE_ROWS +
+ * n_expert tiles; returns how many. */
+static inline int64_t clv_cuda_expert_tiles(const int64_t *off, int64_t n_expert, clv_cuda_expert_tile *tiles) {
+    int64_t n = 0;
+    for (int64_t e = 0; e < n_expert; e++) {
+        for (int64_t r = off[e]; r < off[e + 1]; r += CLV_CUDA_EXPERT_TILE_ROWS) {
+            int64_t left = off[e + 1] - r;
+            tiles[n].expert = (int32_t)e;
+            tiles[n].row0 = (int32_t)r;
+            tiles[n].n_rows = (int32_t)(left < CLV_CUDA_EXPERT_TILE_ROWS ? left : CLV_CUDA_EXPERT_TILE_ROWS);
+            n++;
+        }
+    }
+    return n;
+}
+
+/* For each tile (device memory, n_tiles of them, at most 65535): rows
+ * row0 .. row0 + n_rows - 1 of Y (ldy floats apart, n_out used) = those of
+ * X (ldx apart, n_in used) times the transpose of matrix `expert` of W: a 3-D
+ * tensor of n_expert matrices of n_out rows of n_in elements of `type`,
+ * row_bytes apart, each matrix n_out * row_bytes bytes after the last.
+ * Runs asynchronously on stream. An expert id out of range is a bug and
+ * fills its rows of Y with NaN. CLV_ERR_UNSUPPORTED for a type without a
+ * decoder or a device before compute capability 8.0; CLV_ERR_ARG for n_in
+ * not a multiple of 32 and of the block size, short rows or strides, NULL
+ * pointers; CLV_ERR_DEVICE when the launch fails. */
+clv_status clv_cuda_matmul_experts(int32_t type, const void *w_dev, size_t row_bytes, int64_t n_in, int64_t n_out,
+                                   int64_t n_expert, const clv_cuda_expert_tile *tiles_dev, int64_t n_tiles,
+                                   const float *x_dev, int64_t ldx, float *y_dev, int64_t ldy, void *stream);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,7 +1,8 @@
 /* GPU matrix-vector product over GGUF weight rows (decode), callable from C:
  * y[r] = sum_i W[r][i] * x[i] for every type the scalar reference decodes,
  * with the weights decoded on the fly (decode.cuh) and float activations.
- * tests/test_cuda_matvec.c checks it against the CPU per type. */
+ * tests/test_cuda_matvec.c checks it against the CPU per type;
+ * tests/bench/bench_cuda_matvec.c measures it. */
 #ifndef CLV_CUDA_MATVEC_H
 #define CLV_CUDA_MATVEC_H
 
@@ -9,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cuda_ops.h"
 #include "status.h"
 
 #ifdef __cplusplus
@@ -24,6 +26,19 @@ extern "C" {
 clv_status clv_cuda_matvec(int32_t type, const void *w_dev, size_t row_bytes, int64_t n_in, int64_t n_rows,
                            const float *x_dev, float *y_dev, void *stream);
 
+/* clv_cuda_matvec with rows_per_warp (1, 2 or 4) rows to a warp instead of
+ * the count chosen from the shape (0): the same result, another speed (for
+ * the benchmark and the tests). */
+clv_status clv_cuda_matvec_rows(int32_t type, const void *w_dev, size_t row_bytes, int64_t n_in, int64_t n_rows,
+                                const float *x_dev, float *y_dev, int rows_per_warp, void *stream);
+
+/* A GLU feed-forward's first half in one launch: y[r] = act(G[r] x) * (U[r] x)
+ * for two matrices G and U of the same type and layout, bit for bit what
+ * two clv_cuda_matvec and clv_cuda_glu give. CLV_ERR_ARG for an unknown act. */
+clv_status clv_cuda_matvec_glu(int32_t type, const void *gate_dev, const void *up_dev, size_t row_bytes,
+                               int64_t n_in, int64_t n_rows, const float *x_dev, float *y_dev, clv_cuda_act act,
+                               void *stream);
+
 /* Routed experts without a trip to the host: W is a 3-D expert tensor of
  * n_expert matrices of n_rows x n_in (each n_rows * row_bytes bytes, one
  * after another); for s < n_sel, y + s * y_stride = (matrix ids[s]) times
@@ -34,6 +49,13 @@ clv_status clv_cuda_matvec(int32_t type, const void *w_dev, size_t row_bytes, in
 clv_status clv_cuda_matvec_experts(int32_t type, const void *w_dev, size_t row_bytes, int64_t n_in, int64_t n_rows,
                                    int64_t n_expert, const int32_t *ids_dev, int64_t n_sel, const float *x_dev,
                                    int64_t x_stride, float *y_dev, int64_t y_stride, void *stream);
+
+/* The two at once: the chosen experts' act(gate x) * (up x), gate and up
+ * 3-D tensors of the same type and shape. */
+clv_status clv_cuda_matvec_experts_glu(int32_t type, const void *gate_dev, const void *up_dev, size_t row_bytes,
+                                       int64_t n_in, int64_t n_rows, int64_t n_expert, const int32_t *ids_dev,
+                                       int64_t n_sel, const float *x_dev, int64_t x_stride, float *y_dev,
+                                       int64_t y_stride, clv_cuda_act act, void *stream);
 
 #ifdef __cplusplus
 }

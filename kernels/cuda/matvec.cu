@@ -1,31 +1,38 @@
-/* Matrix-vector product for decode: one warp per weight row.
+/* Matrix-vector product for decode: each warp computes R consecutive rows
+ * (R = 1, 2 or 4), so that one load of x serves R rows. One row per warp
+ * is the fastest for all but vocabulary-sized matrices (rows_per_warp).
  *
- * Generic kernel (every type): lane l takes elements l, l + 32, ... so that a
- * warp reads a row front to back, decodes each element with the reference's
- * decoders and multiplies with float activations; the warp sums its lanes
- * with shuffles.
+ * A fused variant multiplies the same x by a gate and an up matrix and
+ * writes act(gate x) * (up x): one launch and no intermediate vectors for a
+ * GLU feed-forward, dense or routed.
  *
- * Q4_K kernel (rows 4-byte aligned): per 256-element block, lane l loads 4
- * bytes of the 128 quant bytes as one word (the warp reads them in one
- * coalesced sweep), i.e. 4 elements of sub-block 2g and 4 of sub-block
- * 2g + 1 (g = l / 8), and applies each sub-block's scale and min once to its
- * partial sums.
- *
- * Q6_K kernel (any alignment): lane l takes element l of each of the
- * block's eight 32-element runs: two ql bytes and one qh byte per half
- * block give it four elements, and a warp's byte loads cover 32
- * consecutive bytes.
- *
- * Q8_0 kernel (any alignment): four lanes per 34-byte block, eight quants
- * each, so a warp sweeps eight consecutive blocks at a time. */
+ * How a warp walks a row ("dots"; each adds its lanes' share of the N rows
+ * it is given to acc[0..N), and the kernel sums the lanes with shuffles):
+ *  - generic, every type: lane l takes elements l, l + 32, ... and decodes
+ *    each with the reference's decoders (decode.cuh);
+ *  - F32 (16-byte aligned): float4 loads, lane l at 4l, 4l + 128, ...;
+ *  - Q4_K (blocks 16-byte aligned): per 256-element block, lane l loads 4 of
+ *    the 128 quant bytes as one word (the warp reads them in one sweep),
+ *    i.e. 4 elements each of sub-blocks 2g and 2g + 1 (g = l / 8), and the
+ *    block's 16-byte header (d, dmin, scales) in one load that the whole
+ *    warp shares;
+ *  - Q6_K (blocks 2-byte aligned, as 210-byte blocks are): lane l takes the
+ *    element pair 2a, 2a + 1 (a = l % 16) of the four 32-element runs of
+ *    half-block l / 16, with 16-bit loads of its low and high bits;
+ *  - Q8_0 (any alignment): four lanes per 34-byte block, eight quants each,
+ *    so a warp sweeps eight consecutive blocks at a time.
+ * Each row's arithmetic does not depend on R or on the fusion, so every
+ * variant gives the same bits. */
 #include <stdint.h>
 
 #include <cuda_runtime.h>
 
+#include "act.cuh"
 #include "cuda_matvec.h"
 #include "decode.cuh"
 
-#define ROWS_PER_BLOCK 8
+#define WARPS_PER_BLOCK 8
+#define PLAIN (-1) /* the "activation" of a product without a GLU */
 
 /* Which matrix and vectors a launch row (blockIdx.y) works on: for the plain
  * product one (ids NULL); for routed experts, expert ids[blockIdx.y] of a 3-D
@@ -37,200 +44,323 @@ struct slice_sel {
     int32_t n_expert;
 };
 
-/* Moves w, x and y to this launch row's slice; false (after filling y with
- * NaN, so that the bug shows in the logits) for an expert id out of range,
- * which the router kernels never give. */
-__device__ static inline bool select_slice(const slice_sel &sel, const uint8_t *&w, const float *__restrict__ &x,
-                                           float *__restrict__ &y, int64_t n_rows) {
-    x += (int64_t)blockIdx.y * sel.x_stride;
-    y += (int64_t)blockIdx.y * sel.y_stride;
+/* A launch's operands: up is the fused product's second matrix (NULL for a
+ * plain product). */
+struct mv_args {
+    const uint8_t *w, *up;
+    size_t row_bytes;
+    int64_t n_in, n_rows;
+    const float *x;
+    float *y;
+    slice_sel sel;
+};
+
+/* Moves a's matrices and vectors to this launch row's slice; false (after
+ * filling y with NaN, so that the bug shows in the logits) for an expert id
+ * out of range, which the router kernels never give. */
+__device__ static inline bool select_slice(mv_args &a) {
+    const slice_sel &sel = a.sel;
+    a.x += (int64_t)blockIdx.y * sel.x_stride;
+    a.y += (int64_t)blockIdx.y * sel.y_stride;
     if (!sel.ids) return true;
     int32_t e = sel.ids[blockIdx.y];
     if (e < 0 || e >= sel.n_expert) {
-        for (int64_t r = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; r < n_rows; r += (int64_t)gridDim.x * blockDim.x)
-            y[r] = __int_as_float(0x7fc00000);
+        for (int64_t r = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; r < a.n_rows;
+             r += (int64_t)gridDim.x * blockDim.x)
+            a.y[r] = __int_as_float(0x7fc00000);
         return false;
     }
-    w += (size_t)e * sel.expert_bytes;
+    a.w += (size_t)e * sel.expert_bytes;
+    if (a.up) a.up += (size_t)e * sel.expert_bytes;
     return true;
 }
 
-/* The row this warp computes (each launch block holds ROWS_PER_BLOCK warps). */
-__device__ static inline int64_t warp_row(void) {
-    return (int64_t)blockIdx.x * ROWS_PER_BLOCK + (threadIdx.x >> 5);
-}
-
-/* Sums the warp's partial sums into y[r]. */
-__device__ static inline void store_warp_sum(float acc, float *y, int64_t r) {
-    for (int o = 16; o > 0; o >>= 1) acc += __shfl_down_sync(0xffffffffu, acc, o);
-    if ((threadIdx.x & 31) == 0) y[r] = acc;
-}
-
-static unsigned grid_for(int64_t n_rows) { return (unsigned)((n_rows + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK); }
-
-template <int TYPE, int ELEMS, int BYTES>
-__global__ static void matvec_kernel(const uint8_t *w, size_t row_bytes, int64_t n_in, int64_t n_rows,
-                                     const float *__restrict__ x, float *__restrict__ y, slice_sel sel) {
-    if (!select_slice(sel, w, x, y, n_rows)) return;
-    int lane = threadIdx.x & 31;
-    int64_t r = warp_row();
-    if (r >= n_rows) return;
-    const uint8_t *row = w + (size_t)r * row_bytes;
-    float acc = 0.0f;
-    for (int64_t i = lane; i < n_in; i += 32) {
-        acc = fmaf(decode<TYPE>(row + (i / ELEMS) * BYTES, (int)(i % ELEMS)), __ldg(x + i), acc);
-    }
-    store_warp_sum(acc, y, r);
-}
-
-__global__ static void matvec_q4_k_kernel(const uint8_t *w, size_t row_bytes, int64_t n_blocks, int64_t n_rows,
-                                          const float *__restrict__ x, float *__restrict__ y, slice_sel sel) {
-    if (!select_slice(sel, w, x, y, n_rows)) return;
-    int lane = threadIdx.x & 31;
-    int64_t r = warp_row();
-    if (r >= n_rows) return;
-    const uint8_t *row = w + (size_t)r * row_bytes;
-    int g = lane >> 3, p = (lane & 7) * 4; /* sub-blocks 2g, 2g + 1; elements p..p+3 of each */
-    float acc = 0.0f;
-    /* Unrolled so that several blocks' loads are in flight at once. */
-#pragma unroll 4
-    for (int64_t ib = 0; ib < n_blocks; ib++) {
-        const uint8_t *b = row + ib * sizeof(clv_block_q4_k);
-        uint32_t q = *(const uint32_t *)(b + offsetof(clv_block_q4_k, qs) + 4 * lane);
-        float d = ld_fp16(b + offsetof(clv_block_q4_k, d));
-        float dmin = ld_fp16(b + offsetof(clv_block_q4_k, dmin));
-        int sc0, m0, sc1, m1;
-        k_scale_min(b + offsetof(clv_block_q4_k, scales), 2 * g, &sc0, &m0);
-        k_scale_min(b + offsetof(clv_block_q4_k, scales), 2 * g + 1, &sc1, &m1);
-        const float *xb = x + ib * 256 + 64 * g + p;
-        float4 xl = __ldg((const float4 *)xb), xh = __ldg((const float4 *)(xb + 32));
-        float dot0 = (float)(q & 0xF) * xl.x + (float)(q >> 8 & 0xF) * xl.y + (float)(q >> 16 & 0xF) * xl.z +
-                     (float)(q >> 24 & 0xF) * xl.w;
-        float dot1 = (float)(q >> 4 & 0xF) * xh.x + (float)(q >> 12 & 0xF) * xh.y + (float)(q >> 20 & 0xF) * xh.z +
-                     (float)(q >> 28) * xh.w;
-        float sum0 = xl.x + xl.y + xl.z + xl.w, sum1 = xh.x + xh.y + xh.z + xh.w;
-        acc += d * ((float)sc0 * dot0 + (float)sc1 * dot1) - dmin * ((float)m0 * sum0 + (float)m1 * sum1);
-    }
-    store_warp_sum(acc, y, r);
-}
-
-__global__ static void matvec_q6_k_kernel(const uint8_t *w, size_t row_bytes, int64_t n_blocks, int64_t n_rows,
-                                          const float *__restrict__ x, float *__restrict__ y, slice_sel sel) {
-    if (!select_slice(sel, w, x, y, n_rows)) return;
-    int l = threadIdx.x & 31;
-    int64_t r = warp_row();
-    if (r >= n_rows) return;
-    const uint8_t *row = w + (size_t)r * row_bytes;
-    float acc = 0.0f;
-#pragma unroll 4
-    for (int64_t ib = 0; ib < n_blocks; ib++) {
-        const uint8_t *b = row + ib * sizeof(clv_block_q6_k);
-        const float *xb = x + ib * 256;
-        const int8_t *sc = (const int8_t *)(b + offsetof(clv_block_q6_k, scales));
-        float blk = 0.0f;
+template <int TYPE, int ELEMS, int BYTES> struct dot_generic {
+    template <int N>
+    __device__ static void run(const uint8_t *const (&rows)[N], int64_t n_in, const float *__restrict__ x,
+                               float (&acc)[N]) {
+        for (int64_t i = threadIdx.x & 31; i < n_in; i += 32) {
+            float xi = __ldg(x + i);
+            size_t off = (size_t)(i / ELEMS) * BYTES;
+            int e = (int)(i % ELEMS);
 #pragma unroll
-        for (int h = 0; h < 2; h++) {
-            uint8_t l0 = b[offsetof(clv_block_q6_k, ql) + 64 * h + l];
-            uint8_t l1 = b[offsetof(clv_block_q6_k, ql) + 64 * h + 32 + l];
-            uint8_t qh = b[offsetof(clv_block_q6_k, qh) + 32 * h + l];
-            int q0 = (l0 & 0xF) | (qh & 3) << 4, q1 = (l1 & 0xF) | (qh >> 2 & 3) << 4;
-            int q2 = (l0 >> 4) | (qh >> 4 & 3) << 4, q3 = (l1 >> 4) | (qh >> 6) << 4;
-            const float *xh = xb + 128 * h + l;
-            int s = 8 * h + l / 16; /* scale of element 128h + 32k + l is s + 2k */
-            blk += (float)sc[s] * (float)(q0 - 32) * __ldg(xh) + (float)sc[s + 2] * (float)(q1 - 32) * __ldg(xh + 32) +
-                   (float)sc[s + 4] * (float)(q2 - 32) * __ldg(xh + 64) +
-                   (float)sc[s + 6] * (float)(q3 - 32) * __ldg(xh + 96);
+            for (int k = 0; k < N; k++) acc[k] = fmaf(decode<TYPE>(rows[k] + off, e), xi, acc[k]);
         }
-        acc += ld_fp16(b + offsetof(clv_block_q6_k, d)) * blk;
     }
-    store_warp_sum(acc, y, r);
+};
+
+/* Byte n (0..3) of a word. */
+__device__ static inline uint32_t byte_of(uint32_t w, int n) { return w >> (8 * n) & 0xFF; }
+
+/* Scale and min of sub-block j of a Q4_K block whose header words are h
+ * (h.y, h.z, h.w: scales[0..11]); k_scale_min's packing, from registers. */
+__device__ static inline void q4_k_scale_min(uint4 h, int j, int *sc, int *m) {
+    if (j < 4) {
+        *sc = (int)(byte_of(h.y, j) & 63);
+        *m = (int)(byte_of(h.z, j) & 63);
+    } else {
+        uint32_t lo = byte_of(h.w, j - 4);
+        *sc = (int)((lo & 0xF) | (byte_of(h.y, j - 4) >> 6) << 4);
+        *m = (int)((lo >> 4) | (byte_of(h.z, j - 4) >> 6) << 4);
+    }
 }
 
-__global__ static void matvec_q8_0_kernel(const uint8_t *w, size_t row_bytes, int64_t n_blocks, int64_t n_rows,
-                                          const float *__restrict__ x, float *__restrict__ y, slice_sel sel) {
-    if (!select_slice(sel, w, x, y, n_rows)) return;
-    int lane = threadIdx.x & 31;
-    int64_t r = warp_row();
-    if (r >= n_rows) return;
-    const uint8_t *row = w + (size_t)r * row_bytes;
-    int part = (lane & 3) * 8;
-    float acc = 0.0f;
-#pragma unroll 4
-    for (int64_t ib = lane >> 2; ib < n_blocks; ib += 8) {
-        const uint8_t *b = row + ib * sizeof(clv_block_q8_0);
-        const int8_t *q = (const int8_t *)(b + offsetof(clv_block_q8_0, qs)) + part;
-        const float *xb = x + ib * 32 + part;
-        float dot = 0.0f;
+/* F32 weights (rows and x 16-byte aligned, n_in a multiple of 4): lane l
+ * takes the float4s at 4l, 4l + 128, ... (the router of most MoE models). */
+struct dot_f32 {
+    template <int N>
+    __device__ static void run(const uint8_t *const (&rows)[N], int64_t n_in, const float *__restrict__ x,
+                               float (&acc)[N]) {
+#pragma unroll 2
+        for (int64_t i = 4 * (threadIdx.x & 31); i < n_in; i += 128) {
+            float4 xv = __ldg((const float4 *)(x + i));
 #pragma unroll
-        for (int k = 0; k < 8; k++) dot += (float)q[k] * __ldg(xb + k);
-        acc += ld_fp16(b + offsetof(clv_block_q8_0, d)) * dot;
+            for (int k = 0; k < N; k++) {
+                float4 wv = __ldg((const float4 *)((const float *)(const void *)rows[k] + i));
+                acc[k] = fmaf(wv.w, xv.w, fmaf(wv.z, xv.z, fmaf(wv.y, xv.y, fmaf(wv.x, xv.x, acc[k]))));
+            }
+        }
     }
-    store_warp_sum(acc, y, r);
+};
+
+struct dot_q4_k {
+    static_assert(offsetof(clv_block_q4_k, dmin) == 2 && offsetof(clv_block_q4_k, scales) == 4 &&
+                      offsetof(clv_block_q4_k, qs) == 16,
+                  "Q4_K header is d, dmin, 12 scale bytes");
+    template <int N>
+    __device__ static void run(const uint8_t *const (&rows)[N], int64_t n_in, const float *__restrict__ x,
+                               float (&acc)[N]) {
+        int lane = threadIdx.x & 31, g = lane >> 3, p = (lane & 7) * 4; /* sub-blocks 2g, 2g + 1; elements p..p+3 */
+        int64_t n_blocks = n_in / CLV_QK_K;
+        /* Unrolled so that several blocks' loads are in flight at once. */
+#pragma unroll 4
+        for (int64_t ib = 0; ib < n_blocks; ib++) {
+            const float *xb = x + ib * CLV_QK_K + 64 * g + p;
+            float4 xl = __ldg((const float4 *)xb), xh = __ldg((const float4 *)(xb + 32));
+            float sum0 = xl.x + xl.y + xl.z + xl.w, sum1 = xh.x + xh.y + xh.z + xh.w;
+#pragma unroll
+            for (int k = 0; k < N; k++) {
+                const uint8_t *b = rows[k] + ib * sizeof(clv_block_q4_k);
+                uint4 h = __ldg((const uint4 *)b);
+                uint32_t q = __ldg((const uint32_t *)(b + offsetof(clv_block_q4_k, qs)) + lane);
+                float d = clv_fp16_to_fp32((clv_fp16)(h.x & 0xFFFF)), dmin = clv_fp16_to_fp32((clv_fp16)(h.x >> 16));
+                int sc0, m0, sc1, m1;
+                q4_k_scale_min(h, 2 * g, &sc0, &m0);
+                q4_k_scale_min(h, 2 * g + 1, &sc1, &m1);
+                float dot0 = (float)(q & 0xF) * xl.x + (float)(q >> 8 & 0xF) * xl.y + (float)(q >> 16 & 0xF) * xl.z +
+                             (float)(q >> 24 & 0xF) * xl.w;
+                float dot1 = (float)(q >> 4 & 0xF) * xh.x + (float)(q >> 12 & 0xF) * xh.y +
+                             (float)(q >> 20 & 0xF) * xh.z + (float)(q >> 28) * xh.w;
+                acc[k] += d * ((float)sc0 * dot0 + (float)sc1 * dot1) - dmin * ((float)m0 * sum0 + (float)m1 * sum1);
+            }
+        }
+    }
+};
+
+struct dot_q6_k {
+    static_assert(offsetof(clv_block_q6_k, qh) == 128 && offsetof(clv_block_q6_k, scales) == 192 &&
+                      offsetof(clv_block_q6_k, d) == 208,
+                  "Q6_K layout is ql, qh, scales, d");
+    template <int N>
+    __device__ static void run(const uint8_t *const (&rows)[N], int64_t n_in, const float *__restrict__ x,
+                               float (&acc)[N]) {
+        /* Element 128h + 32k + 2a + e (k: run 0..3, e: 0..1): low bits in
+         * nibble k / 2 of ql[64h + 32(k % 2) + 2a + e], high bits 2k, 2k + 1
+         * of qh[32h + 2a + e], scale scales[8h + 2k + a / 8]. */
+        int lane = threadIdx.x & 31, h = lane >> 4, a = lane & 15;
+        int64_t n_blocks = n_in / CLV_QK_K;
+#pragma unroll 2
+        for (int64_t ib = 0; ib < n_blocks; ib++) {
+            const float *xb = x + ib * CLV_QK_K + 128 * h + 2 * a;
+            float2 x0 = __ldg((const float2 *)xb), x1 = __ldg((const float2 *)(xb + 32));
+            float2 x2 = __ldg((const float2 *)(xb + 64)), x3 = __ldg((const float2 *)(xb + 96));
+#pragma unroll
+            for (int k = 0; k < N; k++) {
+                const uint8_t *b = rows[k] + ib * sizeof(clv_block_q6_k);
+                uint32_t l0 = __ldg((const uint16_t *)(b + 64 * h + 2 * a));
+                uint32_t l1 = __ldg((const uint16_t *)(b + 64 * h + 32 + 2 * a));
+                uint32_t qh = __ldg((const uint16_t *)(b + 128 + 32 * h + 2 * a));
+                const int8_t *sc = (const int8_t *)(b + 192 + 8 * h + (a >> 3));
+                float s0 = (float)__ldg(sc), s1 = (float)__ldg(sc + 2), s2 = (float)__ldg(sc + 4),
+                      s3 = (float)__ldg(sc + 6);
+                float d = clv_fp16_to_fp32((clv_fp16)__ldg((const uint16_t *)(b + 208)));
+                int q00 = (int)((l0 & 0xF) | (qh & 3) << 4) - 32, q01 = (int)((l0 >> 8 & 0xF) | (qh >> 8 & 3) << 4) - 32;
+                int q10 = (int)((l1 & 0xF) | (qh >> 2 & 3) << 4) - 32,
+                    q11 = (int)((l1 >> 8 & 0xF) | (qh >> 10 & 3) << 4) - 32;
+                int q20 = (int)((l0 >> 4 & 0xF) | (qh >> 4 & 3) << 4) - 32,
+                    q21 = (int)((l0 >> 12 & 0xF) | (qh >> 12 & 3) << 4) - 32;
+                int q30 = (int)((l1 >> 4 & 0xF) | (qh >> 6 & 3) << 4) - 32,
+                    q31 = (int)((l1 >> 12 & 0xF) | (qh >> 14 & 3) << 4) - 32;
+                float blk = s0 * ((float)q00 * x0.x + (float)q01 * x0.y) + s1 * ((float)q10 * x1.x + (float)q11 * x1.y) +
+                            s2 * ((float)q20 * x2.x + (float)q21 * x2.y) + s3 * ((float)q30 * x3.x + (float)q31 * x3.y);
+                acc[k] += d * blk;
+            }
+        }
+    }
+};
+
+struct dot_q8_0 {
+    template <int N>
+    __device__ static void run(const uint8_t *const (&rows)[N], int64_t n_in, const float *__restrict__ x,
+                               float (&acc)[N]) {
+        int lane = threadIdx.x & 31, part = (lane & 3) * 8;
+        int64_t n_blocks = n_in / CLV_QK;
+#pragma unroll 2
+        for (int64_t ib = lane >> 2; ib < n_blocks; ib += 8) {
+            const float *xb = x + ib * CLV_QK + part;
+            float xv[8];
+#pragma unroll
+            for (int i = 0; i < 8; i++) xv[i] = __ldg(xb + i);
+#pragma unroll
+            for (int k = 0; k < N; k++) {
+                const uint8_t *b = rows[k] + ib * sizeof(clv_block_q8_0);
+                const int8_t *q = (const int8_t *)(b + offsetof(clv_block_q8_0, qs)) + part;
+                float dot = 0.0f;
+#pragma unroll
+                for (int i = 0; i < 8; i++) dot += (float)q[i] * xv[i];
+                acc[k] += ld_fp16(b + offsetof(clv_block_q8_0, d)) * dot;
+            }
+        }
+    }
+};
+
+/* y[r] = W[r] x, or act(W[r] x) * (UP[r] x) when ACT is an activation, for
+ * the R rows r0.. of this warp. */
+template <class DOT, int R, int ACT> __global__ static void __launch_bounds__(WARPS_PER_BLOCK * 32) matvec_kernel(mv_args a) {
+    constexpr int N = ACT == PLAIN ? R : 2 * R;
+    if (!select_slice(a)) return;
+    int64_t r0 = ((int64_t)blockIdx.x * WARPS_PER_BLOCK + (threadIdx.x >> 5)) * R;
+    if (r0 >= a.n_rows) return;
+    const uint8_t *rows[N];
+#pragma unroll
+    for (int k = 0; k < R; k++) {
+        int64_t r = r0 + k < a.n_rows ? r0 + k : a.n_rows - 1; /* a short last group repeats its last row */
+        rows[k] = a.w + (size_t)r * a.row_bytes;
+        if constexpr (ACT != PLAIN) rows[R + k] = a.up + (size_t)r * a.row_bytes;
+    }
+    float acc[N];
+#pragma unroll
+    for (int k = 0; k < N; k++) acc[k] = 0.0f;
+    DOT::template run<N>(rows, a.n_in, a.x, acc);
+#pragma unroll
+    for (int k = 0; k < N; k++) {
+        for (int o = 16; o > 0; o >>= 1) acc[k] += __shfl_down_sync(0xffffffffu, acc[k], o);
+    }
+    if ((threadIdx.x & 31) != 0) return;
+#pragma unroll
+    for (int k = 0; k < R; k++) {
+        if (r0 + k >= a.n_rows) break;
+        if constexpr (ACT == PLAIN) {
+            a.y[r0 + k] = acc[k];
+        } else {
+            a.y[r0 + k] = glu1<ACT>(acc[k], acc[R + k]);
+        }
+    }
+}
+
+template <class DOT, int R> static void launch_r(const mv_args &a, int act, unsigned n_slices, cudaStream_t s) {
+    dim3 grid((unsigned)((a.n_rows + (int64_t)WARPS_PER_BLOCK * R - 1) / ((int64_t)WARPS_PER_BLOCK * R)), n_slices);
+    unsigned threads = WARPS_PER_BLOCK * 32;
+    switch (act) {
+    case PLAIN: matvec_kernel<DOT, R, PLAIN><<<grid, threads, 0, s>>>(a); break;
+    case CLV_CUDA_ACT_SILU: matvec_kernel<DOT, R, CLV_CUDA_ACT_SILU><<<grid, threads, 0, s>>>(a); break;
+    case CLV_CUDA_ACT_GELU: matvec_kernel<DOT, R, CLV_CUDA_ACT_GELU><<<grid, threads, 0, s>>>(a); break;
+    case CLV_CUDA_ACT_RELU: matvec_kernel<DOT, R, CLV_CUDA_ACT_RELU><<<grid, threads, 0, s>>>(a); break;
+    default: CLV_ASSERT(!"activation checked by the caller");
+    }
+}
+
+/* The per-type dots take R = 1, 2 or 4; the generic one R = 1 (its decode
+ * is the cost, not x, and each R is another set of kernels to compile). */
+template <class DOT, bool MULTI> static void launch(const mv_args &a, int r, int act, unsigned n_slices, cudaStream_t s) {
+    if (MULTI && r == 4) {
+        launch_r<DOT, 4>(a, act, n_slices, s);
+    } else if (MULTI && r == 2) {
+        launch_r<DOT, 2>(a, act, n_slices, s);
+    } else {
+        launch_r<DOT, 1>(a, act, n_slices, s);
+    }
 }
 
 template <int TYPE, typename BLOCK, int ELEMS>
-static void launch(const void *w, size_t row_bytes, int64_t n_in, int64_t n_rows, const float *x, float *y,
-                   dim3 grid, const slice_sel &sel, cudaStream_t stream) {
-    matvec_kernel<TYPE, ELEMS, (int)sizeof(BLOCK)>
-        <<<grid, ROWS_PER_BLOCK * 32, 0, stream>>>((const uint8_t *)w, row_bytes, n_in, n_rows, x, y, sel);
+static void launch_generic(const mv_args &a, int act, unsigned n_slices, cudaStream_t s) {
+    launch<dot_generic<TYPE, ELEMS, (int)sizeof(BLOCK)>, false>(a, 1, act, n_slices, s);
 }
 
-static clv_status run_matvec(int32_t type, const void *w_dev, size_t row_bytes, int64_t n_in, int64_t n_rows,
-                             const float *x_dev, float *y_dev, int64_t n_slices, const slice_sel &sel,
-                             void *stream) {
+/* Rows per warp for a launch of `rows` rows in all. Measured on the H200
+ * (tests/bench/bench_cuda_matvec.c, docs/benchmarks.md): one row per warp
+ * is fastest up to FFN-sized matrices, where the warps' count is what keeps
+ * enough loads in flight; only vocabulary-sized outputs gain from 4
+ * (Q6_K 151936 x 2048: 1217 -> 1358 GB/s). */
+static int rows_per_warp(int64_t rows) { return rows >= 65536 ? 4 : 1; }
+
+static bool aligned(const void *p, size_t n) { return (uintptr_t)p % n == 0; }
+
+static clv_status run_matvec(int32_t type, const mv_args &a, int64_t n_slices, int act, int r, void *stream) {
     if (!clv_type_can_dequantize(type)) {
         return clv_fail(CLV_ERR_UNSUPPORTED, "CUDA matvec: type %s (%d) is not supported", clv_type_name(type),
                         (int)type);
     }
     uint64_t need = 0;
     int64_t block = clv_type_get(type)->block_elems;
-    if (n_in <= 0 || n_rows < 0 || n_in % block != 0 || !clv_type_bytes(type, n_in, &need) || need > row_bytes) {
-        return clv_fail(CLV_ERR_ARG, "CUDA matvec: %lld x %lld of %s with rows of %zu bytes", (long long)n_rows,
-                        (long long)n_in, clv_type_name(type), row_bytes);
+    if (a.n_in <= 0 || a.n_rows < 0 || a.n_in % block != 0 || !clv_type_bytes(type, a.n_in, &need) ||
+        need > a.row_bytes) {
+        return clv_fail(CLV_ERR_ARG, "CUDA matvec: %lld x %lld of %s with rows of %zu bytes", (long long)a.n_rows,
+                        (long long)a.n_in, clv_type_name(type), a.row_bytes);
     }
-    if (n_rows == 0 || n_slices == 0) return CLV_OK;
-    if (n_rows > (int64_t)ROWS_PER_BLOCK * 0x7fffffff || n_slices > 65535) {
+    if (act != PLAIN && act != CLV_CUDA_ACT_SILU && act != CLV_CUDA_ACT_GELU && act != CLV_CUDA_ACT_RELU) {
+        return clv_fail(CLV_ERR_ARG, "CUDA matvec: activation %d", act);
+    }
+    if (r != 0 && r != 1 && r != 2 && r != 4) return clv_fail(CLV_ERR_ARG, "CUDA matvec: %d rows per warp", r);
+    if (a.n_rows == 0 || n_slices == 0) return CLV_OK;
+    if (a.n_rows > (int64_t)WARPS_PER_BLOCK * 0x7fffffff || n_slices > 65535) {
         return clv_fail(CLV_ERR_ARG, "CUDA matvec: %lld rows in %lld slices is too many for one launch",
-                        (long long)n_rows, (long long)n_slices);
+                        (long long)a.n_rows, (long long)n_slices);
     }
+    if (r == 0) r = rows_per_warp(a.n_rows * n_slices);
     cudaStream_t s = (cudaStream_t)stream;
-    dim3 g(grid_for(n_rows), (unsigned)n_slices);
-    const void *w = w_dev;
-    size_t rb = row_bytes;
-    int64_t n = n_in, m = n_rows;
-    const float *x = x_dev;
-    float *y = y_dev;
+    unsigned ns = (unsigned)n_slices;
+    bool up_ok16 = !a.up || aligned(a.up, 16), up_ok2 = !a.up || aligned(a.up, 2);
     switch (type) {
-    case CLV_TYPE_F32: launch<CLV_TYPE_F32, float, 1>(w, rb, n, m, x, y, g, sel, s); break;
-    case CLV_TYPE_F16: launch<CLV_TYPE_F16, clv_fp16, 1>(w, rb, n, m, x, y, g, sel, s); break;
-    case CLV_TYPE_BF16: launch<CLV_TYPE_BF16, clv_bf16, 1>(w, rb, n, m, x, y, g, sel, s); break;
-    case CLV_TYPE_Q4_0: launch<CLV_TYPE_Q4_0, clv_block_q4_0, CLV_QK>(w, rb, n, m, x, y, g, sel, s); break;
-    case CLV_TYPE_Q4_1: launch<CLV_TYPE_Q4_1, clv_block_q4_1, CLV_QK>(w, rb, n, m, x, y, g, sel, s); break;
-    case CLV_TYPE_Q5_0: launch<CLV_TYPE_Q5_0, clv_block_q5_0, CLV_QK>(w, rb, n, m, x, y, g, sel, s); break;
-    case CLV_TYPE_Q5_1: launch<CLV_TYPE_Q5_1, clv_block_q5_1, CLV_QK>(w, rb, n, m, x, y, g, sel, s); break;
-    case CLV_TYPE_Q8_0:
-        matvec_q8_0_kernel<<<g, ROWS_PER_BLOCK * 32, 0, s>>>((const uint8_t *)w, rb, n / CLV_QK, m, x, y, sel);
-        break;
-    case CLV_TYPE_Q8_1: launch<CLV_TYPE_Q8_1, clv_block_q8_1, CLV_QK>(w, rb, n, m, x, y, g, sel, s); break;
-    case CLV_TYPE_IQ4_NL: launch<CLV_TYPE_IQ4_NL, clv_block_iq4_nl, CLV_QK>(w, rb, n, m, x, y, g, sel, s); break;
-    case CLV_TYPE_MXFP4: launch<CLV_TYPE_MXFP4, clv_block_mxfp4, CLV_QK>(w, rb, n, m, x, y, g, sel, s); break;
-    case CLV_TYPE_Q2_K: launch<CLV_TYPE_Q2_K, clv_block_q2_k, CLV_QK_K>(w, rb, n, m, x, y, g, sel, s); break;
-    case CLV_TYPE_Q3_K: launch<CLV_TYPE_Q3_K, clv_block_q3_k, CLV_QK_K>(w, rb, n, m, x, y, g, sel, s); break;
-    case CLV_TYPE_Q4_K:
-        /* Word loads need 4-byte aligned rows; x float4 loads a 16-byte aligned x. */
-        if ((uintptr_t)w % 4 == 0 && rb % 4 == 0 && (uintptr_t)x % 16 == 0 && sel.x_stride % 4 == 0) {
-            matvec_q4_k_kernel<<<g, ROWS_PER_BLOCK * 32, 0, s>>>((const uint8_t *)w, rb, n / CLV_QK_K, m, x, y,
-                                                               sel);
+    case CLV_TYPE_F32:
+        if (aligned(a.w, 16) && up_ok16 && a.row_bytes % 16 == 0 && a.n_in % 4 == 0 && aligned(a.x, 16) &&
+            a.sel.x_stride % 4 == 0) {
+            launch<dot_f32, true>(a, r, act, ns, s);
         } else {
-            launch<CLV_TYPE_Q4_K, clv_block_q4_k, CLV_QK_K>(w, rb, n, m, x, y, g, sel, s);
+            launch_generic<CLV_TYPE_F32, float, 1>(a, act, ns, s);
         }
         break;
-    case CLV_TYPE_Q5_K: launch<CLV_TYPE_Q5_K, clv_block_q5_k, CLV_QK_K>(w, rb, n, m, x, y, g, sel, s); break;
-    case CLV_TYPE_Q6_K:
-        matvec_q6_k_kernel<<<g, ROWS_PER_BLOCK * 32, 0, s>>>((const uint8_t *)w, rb, n / CLV_QK_K, m, x, y, sel);
+    case CLV_TYPE_F16: launch_generic<CLV_TYPE_F16, clv_fp16, 1>(a, act, ns, s); break;
+    case CLV_TYPE_BF16: launch_generic<CLV_TYPE_BF16, clv_bf16, 1>(a, act, ns, s); break;
+    case CLV_TYPE_Q4_0: launch_generic<CLV_TYPE_Q4_0, clv_block_q4_0, CLV_QK>(a, act, ns, s); break;
+    case CLV_TYPE_Q4_1: launch_generic<CLV_TYPE_Q4_1, clv_block_q4_1, CLV_QK>(a, act, ns, s); break;
+    case CLV_TYPE_Q5_0: launch_generic<CLV_TYPE_Q5_0, clv_block_q5_0, CLV_QK>(a, act, ns, s); break;
+    case CLV_TYPE_Q5_1: launch_generic<CLV_TYPE_Q5_1, clv_block_q5_1, CLV_QK>(a, act, ns, s); break;
+    case CLV_TYPE_Q8_0: launch<dot_q8_0, true>(a, r, act, ns, s); break;
+    case CLV_TYPE_Q8_1: launch_generic<CLV_TYPE_Q8_1, clv_block_q8_1, CLV_QK>(a, act, ns, s); break;
+    case CLV_TYPE_IQ4_NL: launch_generic<CLV_TYPE_IQ4_NL, clv_block_iq4_nl, CLV_QK>(a, act, ns, s); break;
+    case CLV_TYPE_MXFP4: launch_generic<CLV_TYPE_MXFP4, clv_block_mxfp4, CLV_QK>(a, act, ns, s); break;
+    case CLV_TYPE_Q2_K: launch_generic<CLV_TYPE_Q2_K, clv_block_q2_k, CLV_QK_K>(a, act, ns, s); break;
+    case CLV_TYPE_Q3_K: launch_generic<CLV_TYPE_Q3_K, clv_block_q3_k, CLV_QK_K>(a, act, ns, s); break;
+    case CLV_TYPE_Q4_K:
+        /* One 16-byte header load per block needs 16-byte aligned rows (144-byte
+         * blocks keep the alignment); x float4 loads a 16-byte aligned x. */
+        if (aligned(a.w, 16) && up_ok16 && a.row_bytes % 16 == 0 && aligned(a.x, 16) && a.sel.x_stride % 4 == 0) {
+            launch<dot_q4_k, true>(a, r, act, ns, s);
+        } else {
+            launch_generic<CLV_TYPE_Q4_K, clv_block_q4_k, CLV_QK_K>(a, act, ns, s);
+        }
         break;
-    case CLV_TYPE_Q8_K: launch<CLV_TYPE_Q8_K, clv_block_q8_k, CLV_QK_K>(w, rb, n, m, x, y, g, sel, s); break;
-    case CLV_TYPE_IQ4_XS: launch<CLV_TYPE_IQ4_XS, clv_block_iq4_xs, CLV_QK_K>(w, rb, n, m, x, y, g, sel, s); break;
+    case CLV_TYPE_Q5_K: launch_generic<CLV_TYPE_Q5_K, clv_block_q5_k, CLV_QK_K>(a, act, ns, s); break;
+    case CLV_TYPE_Q6_K:
+        if (aligned(a.w, 2) && up_ok2 && a.row_bytes % 2 == 0 && aligned(a.x, 8) && a.sel.x_stride % 2 == 0) {
+            launch<dot_q6_k, true>(a, r, act, ns, s);
+        } else {
+            launch_generic<CLV_TYPE_Q6_K, clv_block_q6_k, CLV_QK_K>(a, act, ns, s);
+        }
+        break;
+    case CLV_TYPE_Q8_K: launch_generic<CLV_TYPE_Q8_K, clv_block_q8_k, CLV_QK_K>(a, act, ns, s); break;
+    case CLV_TYPE_IQ4_XS: launch_generic<CLV_TYPE_IQ4_XS, clv_block_iq4_xs, CLV_QK_K>(a, act, ns, s); break;
     default: CLV_ASSERT(!"type listed in clv_type_can_dequantize without a CUDA decoder");
     }
     cudaError_t err = cudaGetLastError();
@@ -241,22 +371,60 @@ static clv_status run_matvec(int32_t type, const void *w_dev, size_t row_bytes, 
     return CLV_OK;
 }
 
-extern "C" clv_status clv_cuda_matvec(int32_t type, const void *w_dev, size_t row_bytes, int64_t n_in,
-                                      int64_t n_rows, const float *x_dev, float *y_dev, void *stream) {
-    slice_sel sel = {NULL, 0, 0, 0, 0};
-    return run_matvec(type, w_dev, row_bytes, n_in, n_rows, x_dev, y_dev, 1, sel, stream);
+static mv_args plain_args(const void *w, const void *up, size_t row_bytes, int64_t n_in, int64_t n_rows, const float *x,
+                          float *y) {
+    mv_args a = {(const uint8_t *)w, (const uint8_t *)up, row_bytes, n_in, n_rows, x, y, {NULL, 0, 0, 0, 0}};
+    return a;
 }
 
-extern "C" clv_status clv_cuda_matvec_experts(int32_t type, const void *w_dev, size_t row_bytes, int64_t n_in,
-                                              int64_t n_rows, int64_t n_expert, const int32_t *ids_dev,
-                                              int64_t n_sel, const float *x_dev, int64_t x_stride, float *y_dev,
-                                              int64_t y_stride, void *stream) {
+extern "C" clv_status clv_cuda_matvec_rows(int32_t type, const void *w_dev, size_t row_bytes, int64_t n_in,
+                                           int64_t n_rows, const float *x_dev, float *y_dev, int rows_per_warp,
+                                           void *stream) {
+    return run_matvec(type, plain_args(w_dev, NULL, row_bytes, n_in, n_rows, x_dev, y_dev), 1, PLAIN, rows_per_warp,
+                      stream);
+}
+
+extern "C" clv_status clv_cuda_matvec(int32_t type, const void *w_dev, size_t row_bytes, int64_t n_in,
+                                      int64_t n_rows, const float *x_dev, float *y_dev, void *stream) {
+    return clv_cuda_matvec_rows(type, w_dev, row_bytes, n_in, n_rows, x_dev, y_dev, 0, stream);
+}
+
+extern "C" clv_status clv_cuda_matvec_glu(int32_t type, const void *gate_dev, const void *up_dev, size_t row_bytes,
+                                          int64_t n_in, int64_t n_rows, const float *x_dev, float *y_dev,
+                                          clv_cuda_act act, void *stream) {
+    if (n_rows > 0 && (!gate_dev || !up_dev)) return clv_fail(CLV_ERR_ARG, "CUDA GLU matvec: a matrix is NULL");
+    return run_matvec(type, plain_args(gate_dev, up_dev, row_bytes, n_in, n_rows, x_dev, y_dev), 1, (int)act, 0,
+                      stream);
+}
+
+static clv_status experts(int32_t type, const void *w_dev, const void *up_dev, size_t row_bytes, int64_t n_in,
+                          int64_t n_rows, int64_t n_expert, const int32_t *ids_dev, int64_t n_sel, const float *x_dev,
+                          int64_t x_stride, float *y_dev, int64_t y_stride, int act, void *stream) {
     if (n_expert < 1 || n_expert > 0x7fffffff || n_sel < 0 || x_stride < 0 || y_stride < n_rows ||
         (n_sel > 0 && !ids_dev)) {
         return clv_fail(CLV_ERR_ARG, "CUDA expert matvec: %lld of %lld experts, x stride %lld, y stride %lld for %lld rows",
                         (long long)n_sel, (long long)n_expert, (long long)x_stride, (long long)y_stride,
                         (long long)n_rows);
     }
-    slice_sel sel = {ids_dev, row_bytes * (size_t)n_rows, x_stride, y_stride, (int32_t)n_expert};
-    return run_matvec(type, w_dev, row_bytes, n_in, n_rows, x_dev, y_dev, n_sel, sel, stream);
+    mv_args a = plain_args(w_dev, up_dev, row_bytes, n_in, n_rows, x_dev, y_dev);
+    a.sel = {ids_dev, row_bytes * (size_t)n_rows, x_stride, y_stride, (int32_t)n_expert};
+    return run_matvec(type, a, n_sel, act, 0, stream);
+}
+
+extern "C" clv_status clv_cuda_matvec_experts(int32_t type, const void *w_dev, size_t row_bytes, int64_t n_in,
+                                              int64_t n_rows, int64_t n_expert, const int32_t *ids_dev,
+                                              int64_t n_sel, const float *x_dev, int64_t x_stride, float *y_dev,
+                                              int64_t y_stride, void *stream) {
+    return experts(type, w_dev, NULL, row_bytes, n_in, n_rows, n_expert, ids_dev, n_sel, x_dev, x_stride, y_dev,
+                   y_stride, PLAIN, stream);
+}
+
+extern "C" clv_status clv_cuda_matvec_experts_glu(int32_t type, const void *gate_dev, const void *up_dev,
+                                                  size_t row_bytes, int64_t n_in, int64_t n_rows, int64_t n_expert,
+                                                  const int32_t *ids_dev, int64_t n_sel, const float *x_dev,
+                                                  int64_t x_stride, float *y_dev, int64_t y_stride, clv_cuda_act act,
+                                                  void *stream) {
+    if (n_sel > 0 && (!gate_dev || !up_dev)) return clv_fail(CLV_ERR_ARG, "CUDA GLU expert matvec: a matrix is NULL");
+    return experts(type, gate_dev, up_dev, row_bytes, n_in, n_rows, n_expert, ids_dev, n_sel, x_dev, x_stride, y_dev,
+                   y_stride, (int)act, stream);
 }
