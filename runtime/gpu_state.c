@@ -41,6 +41,12 @@ static void *take(carve *c, uint64_t bytes) {
     return p;
 }
 
+/* s.moe_map's int32s for A assignments of E experts: the grouping [2][A],
+ * then its tiles for clv_cuda_matmul_experts (3 ints each). */
+static uint64_t moe_map_ints(uint64_t A, uint64_t E) {
+    return 2 * A + 3 * (A / CLV_CUDA_EXPERT_TILE_ROWS + E + 1);
+}
+
 static uint64_t kv_elem(int32_t kv_type) { return kv_type == CLV_TYPE_F32 ? 4 : 2; }
 
 /* The attention kernel's scratch for n_ctx keys, for the widest layer. */
@@ -79,7 +85,7 @@ static void scratch_layout(const clv_model *m, const clv_gpu_params *p, carve *c
     s->router = take(c, B * (uint64_t)E * f);
     s->expert_ids = take(c, A * sizeof(int32_t));
     s->expert_w = take(c, A * f);
-    s->moe_map = take(c, 2 * A * sizeof(int32_t));
+    s->moe_map = take(c, moe_map_ints(A, (uint64_t)E) * sizeof(int32_t));
     s->moe_x = take(c, A * (uint64_t)hp->n_embd * f);
     s->moe_a = take(c, A * (uint64_t)hp->n_ff_exp * f);
     s->moe_b = take(c, A * (uint64_t)hp->n_ff_exp * f);
@@ -223,7 +229,7 @@ clv_status clv_gpu_state_create(const clv_model *m, const clv_gpu_params *params
     g->io_host = calloc(2 * (size_t)p.n_batch, sizeof *g->io_host);
     size_t A = hp->n_expert ? (size_t)p.n_batch * (size_t)hp->n_expert_used : 1;
     g->moe_ids_host = calloc(A, sizeof *g->moe_ids_host);
-    g->moe_map_host = calloc(2 * A, sizeof *g->moe_map_host);
+    g->moe_map_host = calloc(moe_map_ints(A, (uint64_t)hp->n_expert), sizeof *g->moe_map_host);
     g->moe_offset = calloc((size_t)hp->n_expert + 1, sizeof *g->moe_offset);
     if (!g->weight_dev || !g->k_cache || !g->v_cache || !g->io_host || !g->moe_ids_host || !g->moe_map_host ||
         !g->moe_offset) {

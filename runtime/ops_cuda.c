@@ -4,10 +4,12 @@
  *
  * Batches of up to n_batch tokens run through the model's forward pass at
  * once: products of at least CLV_GPU_MATMUL_MIN_TOKENS tokens on tensor
- * cores (clv_cuda_matmul), smaller ones with the decode matvec per token;
- * attention stores the batch's K and V, then runs the decode kernel once
- * per token over the keys it may see; MoE layers group the batch's
- * assignments by expert on the host and run each chosen expert once. Ops
+ * cores (clv_cuda_matmul), smaller ones with the decode matvec per token
+ * (a GLU's gate and up fused in one launch); attention stores the batch's K
+ * and V, then runs every token over the keys it may see in one launch;
+ * MoE layers group the batch's assignments by expert on the host and run
+ * every chosen expert over its rows in one launch per matrix
+ * (clv_cuda_matmul_experts). Ops
  * return nothing, so the first failure is kept in the state,
  * later ops of the batch are skipped, and clv_gpu_decode returns it.
  *
@@ -134,6 +136,11 @@ static void cuda_attention(clv_context *ctx, int64_t il, float *out, const float
         }
         return;
     }
+    if (n_tokens > 1 && clv_cuda_attention_fast_head_dim(hd)) { /* a prompt: one launch */
+        keep(g, clv_cuda_attention_batch(&shape, q, g->k_cache[il], g->v_cache[il], pos, n_tokens, window, scale, 0.0f,
+                                         out, g->stream));
+        return;
+    }
     for (int64_t t = 0; t < n_tokens && !g->error; t++) {
         int64_t kv_start, n_kv;
         clv_cuda_attention_range(g->pos + t, window, &kv_start, &n_kv);
@@ -162,14 +169,31 @@ static void cuda_glu(clv_context *ctx, float *dst, const float *gate, const floa
     keep(g, clv_cuda_glu(dst, gate, up, n_tokens * n, (clv_cuda_act)act, g->stream));
 }
 
+/* Whether gate and up can run as one fused product (same type and layout). */
+static bool fusable(const clv_weight *gate, const clv_weight *up) {
+    return gate->type == up->type && gate->row_bytes == up->row_bytes && gate->ne[0] == up->ne[0] &&
+           gate->ne[1] == up->ne[1];
+}
+
 static void cuda_ffn(clv_context *ctx, int64_t il, float *dst, const float *x, const clv_weight *gate,
                      const clv_weight *up, const clv_weight *down, int64_t n_tokens, clv_ffn_act act) {
     (void)il; /* no observer or sparsity on the GPU (refused at creation) */
     clv_gpu_state *g = ctx->gpu;
-    int64_t n_ff = up->ne[1];
-    cuda_matmul(ctx, g->s.ffn_a, gate, NULL, x, n_tokens);
-    cuda_matmul(ctx, g->s.ffn_b, up, NULL, x, n_tokens);
-    cuda_glu(ctx, g->s.ffn_a, g->s.ffn_a, g->s.ffn_b, n_tokens, n_ff, act);
+    int64_t n_ff = up->ne[1], n_embd = gate->ne[0];
+    if ((n_tokens < CLV_GPU_MATMUL_MIN_TOKENS || !g->matmul) && fusable(gate, up)) {
+        /* decode: gate, up and the GLU in one launch per token */
+        if (g->error) return;
+        ctx->weight_bytes_read += gate->bytes + up->bytes;
+        const void *gd = clv_gpu_weight(g, gate), *ud = clv_gpu_weight(g, up);
+        for (int64_t t = 0; t < n_tokens; t++) {
+            keep(g, clv_cuda_matvec_glu(gate->type, gd, ud, (size_t)gate->row_bytes, n_embd, n_ff, x + t * n_embd,
+                                        g->s.ffn_a + t * n_ff, (clv_cuda_act)act, g->stream));
+        }
+    } else {
+        cuda_matmul(ctx, g->s.ffn_a, gate, NULL, x, n_tokens);
+        cuda_matmul(ctx, g->s.ffn_b, up, NULL, x, n_tokens);
+        cuda_glu(ctx, g->s.ffn_a, g->s.ffn_a, g->s.ffn_b, n_tokens, n_ff, act);
+    }
     cuda_matmul(ctx, dst, down, NULL, g->s.ffn_a, n_tokens);
 }
 
@@ -187,15 +211,22 @@ static void moe_on_device(clv_gpu_state *g, float *dst, const float *x, const cl
     clv_gpu_scratch *s = &g->s;
     const clv_weight *gate = l->ffn_gate_exps, *up = l->ffn_up_exps, *down = l->ffn_down_exps;
     int64_t n_ff = up->ne[1], A = n_tokens * k;
+    bool fused = fusable(gate, up);
     for (int64_t t = 0; t < n_tokens; t++) {
         const int32_t *ids = s->expert_ids + t * k;
         const float *xt = x + t * n_embd;
+        if (fused) {
+            keep(g, clv_cuda_matvec_experts_glu(gate->type, clv_gpu_weight(g, gate), clv_gpu_weight(g, up),
+                                                (size_t)gate->row_bytes, n_embd, n_ff, n_expert, ids, k, xt, 0,
+                                                s->moe_a + t * k * n_ff, n_ff, (clv_cuda_act)act, g->stream));
+            continue;
+        }
         keep(g, clv_cuda_matvec_experts(gate->type, clv_gpu_weight(g, gate), (size_t)gate->row_bytes, n_embd, n_ff,
                                         n_expert, ids, k, xt, 0, s->moe_a + t * k * n_ff, n_ff, g->stream));
         keep(g, clv_cuda_matvec_experts(up->type, clv_gpu_weight(g, up), (size_t)up->row_bytes, n_embd, n_ff, n_expert,
                                         ids, k, xt, 0, s->moe_b + t * k * n_ff, n_ff, g->stream));
     }
-    keep(g, clv_cuda_glu(s->moe_a, s->moe_a, s->moe_b, A * n_ff, (clv_cuda_act)act, g->stream));
+    if (!fused) keep(g, clv_cuda_glu(s->moe_a, s->moe_a, s->moe_b, A * n_ff, (clv_cuda_act)act, g->stream));
     keep(g, clv_cuda_matvec_experts(down->type, clv_gpu_weight(g, down), (size_t)down->row_bytes, n_ff, n_embd,
                                     n_expert, s->expert_ids, A, s->moe_a, n_ff, s->moe_c, n_embd, g->stream));
     keep(g, clv_cuda_moe_combine(dst, s->moe_c, NULL, s->expert_w, n_tokens, k, n_embd, g->stream));
@@ -256,16 +287,33 @@ static void cuda_moe(clv_context *ctx, float *dst, const float *x, const clv_lay
         int64_t il = l - ctx->model->layers;
         for (int64_t e = 0; e < n_expert; e++) ctx->expert_counts[il * n_expert + e] += off[e + 1] - off[e];
     }
-    keep(g, clv_vram_to_device(s->moe_map, g->moe_map_host, (uint64_t)(2 * A) * sizeof(int32_t), g->stream));
-    keep(g, clv_cuda_get_rows(CLV_TYPE_F32, x, (size_t)n_embd * sizeof(float), n_embd, n_tokens, s->moe_map, A,
-                              s->moe_x, 1.0f, g->stream));
-
     const clv_weight *gate = l->ffn_gate_exps, *up = l->ffn_up_exps, *down = l->ffn_down_exps;
     int64_t n_ff = up->ne[1], used = 0;
+    /* The tiles of the grouping ride along after it (one upload). */
+    clv_cuda_expert_tile *tiles = (clv_cuda_expert_tile *)(void *)(g->moe_map_host + 2 * A);
+    int64_t n_tiles = clv_cuda_expert_tiles(off, n_expert, tiles);
+    keep(g, clv_vram_to_device(s->moe_map, g->moe_map_host, (uint64_t)(2 * A + 3 * n_tiles) * sizeof(int32_t),
+                               g->stream));
+    keep(g, clv_cuda_get_rows(CLV_TYPE_F32, x, (size_t)n_embd * sizeof(float), n_embd, n_tokens, s->moe_map, A,
+                              s->moe_x, 1.0f, g->stream));
+    for (int64_t e = 0; e < n_expert; e++) used += off[e + 1] > off[e];
+    if (n_embd % 32 == 0 && n_ff % 32 == 0 && n_tiles <= 65535) {
+        /* every expert's rows in one launch per matrix */
+        const clv_cuda_expert_tile *td = (const clv_cuda_expert_tile *)(const void *)(s->moe_map + 2 * A);
+        keep(g, clv_cuda_matmul_experts(gate->type, clv_gpu_weight(g, gate), (size_t)gate->row_bytes, n_embd, n_ff,
+                                        n_expert, td, n_tiles, s->moe_x, n_embd, s->moe_a, n_ff, g->stream));
+        keep(g, clv_cuda_matmul_experts(up->type, clv_gpu_weight(g, up), (size_t)up->row_bytes, n_embd, n_ff,
+                                        n_expert, td, n_tiles, s->moe_x, n_embd, s->moe_b, n_ff, g->stream));
+        keep(g, clv_cuda_glu(s->moe_a, s->moe_a, s->moe_b, A * n_ff, (clv_cuda_act)act, g->stream));
+        keep(g, clv_cuda_matmul_experts(down->type, clv_gpu_weight(g, down), (size_t)down->row_bytes, n_ff, n_embd,
+                                        n_expert, td, n_tiles, s->moe_a, n_ff, s->moe_c, n_embd, g->stream));
+        keep(g, clv_cuda_moe_combine(dst, s->moe_c, s->moe_map + A, s->expert_w, n_tokens, k, n_embd, g->stream));
+        for (int i = 0; i < 3; i++) ctx->weight_bytes_read += mats[i]->bytes / (uint64_t)n_expert * (uint64_t)used;
+        return;
+    }
     for (int64_t e = 0; e < n_expert && !g->error; e++) {
         int64_t r0 = off[e], n = off[e + 1] - r0;
         if (n == 0) continue;
-        used++;
         product(g, gate, expert_slice(g, gate, (int32_t)e), n_ff, s->moe_x + r0 * n_embd, n, s->moe_a + r0 * n_ff);
         product(g, up, expert_slice(g, up, (int32_t)e), n_ff, s->moe_x + r0 * n_embd, n, s->moe_b + r0 * n_ff);
     }
