@@ -1,6 +1,6 @@
 /* Matrix-vector product for decode: each warp computes R consecutive rows
- * (R = 1, 2 or 4), so that one load of x serves R rows. One row per warp
- * is the fastest for all but vocabulary-sized matrices (rows_per_warp).
+ * (R = 1, 2 or 4), so that one load of x serves R rows; how many pays
+ * depends on the type and the shape (rows_per_warp).
  *
  * A fused variant multiplies the same x by a gate and an up matrix and
  * writes act(gate x) * (up x): one launch and no intermediate vectors for a
@@ -11,11 +11,10 @@
  *  - generic, every type: lane l takes elements l, l + 32, ... and decodes
  *    each with the reference's decoders (decode.cuh);
  *  - F32 (16-byte aligned): float4 loads, lane l at 4l, 4l + 128, ...;
- *  - Q4_K (blocks 16-byte aligned): per 256-element block, lane l loads 4 of
- *    the 128 quant bytes as one word (the warp reads them in one sweep),
- *    i.e. 4 elements each of sub-blocks 2g and 2g + 1 (g = l / 8), and the
- *    block's 16-byte header (d, dmin, scales) in one load that the whole
- *    warp shares;
+ *  - Q4_K (blocks 16-byte aligned): four blocks per step, eight lanes per
+ *    block; lane l loads 16 quant bytes as one vector (32 elements of two
+ *    sub-blocks) and its block's 16-byte header (d, dmin, scales), which
+ *    the block's eight lanes share;
  *  - Q6_K (blocks 2-byte aligned, as 210-byte blocks are): lane l takes the
  *    element pair 2a, 2a + 1 (a = l % 16) of the four 32-element runs of
  *    half-block l / 16, with 16-bit loads of its low and high bits;
@@ -130,27 +129,44 @@ struct dot_q4_k {
     template <int N>
     __device__ static void run(const uint8_t *const (&rows)[N], int64_t n_in, const float *__restrict__ x,
                                float (&acc)[N]) {
-        int lane = threadIdx.x & 31, g = lane >> 3, p = (lane & 7) * 4; /* sub-blocks 2g, 2g + 1; elements p..p+3 */
-        int64_t n_blocks = n_in / CLV_QK_K;
-        /* Unrolled so that several blocks' loads are in flight at once. */
-#pragma unroll 4
-        for (int64_t ib = 0; ib < n_blocks; ib++) {
-            const float *xb = x + ib * CLV_QK_K + 64 * g + p;
-            float4 xl = __ldg((const float4 *)xb), xh = __ldg((const float4 *)(xb + 32));
-            float sum0 = xl.x + xl.y + xl.z + xl.w, sum1 = xh.x + xh.y + xh.z + xh.w;
+        /* Four blocks per step, eight lanes each: lane l loads 16 quant bytes
+         * (l % 8 of the block's eight 16-byte runs), i.e. 16 elements of
+         * sub-blocks 2g (low nibbles) and 2g + 1 (high), g = l % 8 / 2. */
+        const int lane = threadIdx.x & 31, part = lane & 7, blk = lane >> 3, g = part >> 1;
+        const int e0 = (part & 1) * 16;
+        const int64_t n_blocks = n_in / CLV_QK_K;
+#pragma unroll 2
+        for (int64_t ib = blk; ib < n_blocks; ib += 4) {
+            const float *xa = x + ib * CLV_QK_K + 64 * g + e0, *xb = xa + 32;
+            float xl[16], xh[16];
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                float4 a = __ldg((const float4 *)xa + i), b = __ldg((const float4 *)xb + i);
+                xl[4 * i] = a.x, xl[4 * i + 1] = a.y, xl[4 * i + 2] = a.z, xl[4 * i + 3] = a.w;
+                xh[4 * i] = b.x, xh[4 * i + 1] = b.y, xh[4 * i + 2] = b.z, xh[4 * i + 3] = b.w;
+            }
+            float sum0 = 0.0f, sum1 = 0.0f;
+#pragma unroll
+            for (int i = 0; i < 16; i++) sum0 += xl[i], sum1 += xh[i];
 #pragma unroll
             for (int k = 0; k < N; k++) {
                 const uint8_t *b = rows[k] + ib * sizeof(clv_block_q4_k);
                 uint4 h = __ldg((const uint4 *)b);
-                uint32_t q = __ldg((const uint32_t *)(b + offsetof(clv_block_q4_k, qs)) + lane);
+                uint4 q = __ldg((const uint4 *)(b + offsetof(clv_block_q4_k, qs)) + part);
                 float d = clv_fp16_to_fp32((clv_fp16)(h.x & 0xFFFF)), dmin = clv_fp16_to_fp32((clv_fp16)(h.x >> 16));
                 int sc0, m0, sc1, m1;
                 q4_k_scale_min(h, 2 * g, &sc0, &m0);
                 q4_k_scale_min(h, 2 * g + 1, &sc1, &m1);
-                float dot0 = (float)(q & 0xF) * xl.x + (float)(q >> 8 & 0xF) * xl.y + (float)(q >> 16 & 0xF) * xl.z +
-                             (float)(q >> 24 & 0xF) * xl.w;
-                float dot1 = (float)(q >> 4 & 0xF) * xh.x + (float)(q >> 12 & 0xF) * xh.y +
-                             (float)(q >> 20 & 0xF) * xh.z + (float)(q >> 28) * xh.w;
+                const uint32_t w[4] = {q.x, q.y, q.z, q.w};
+                float dot0 = 0.0f, dot1 = 0.0f;
+#pragma unroll
+                for (int i = 0; i < 4; i++) {
+#pragma unroll
+                    for (int j = 0; j < 4; j++) {
+                        dot0 = fmaf((float)(w[i] >> (8 * j) & 0xF), xl[4 * i + j], dot0);
+                        dot1 = fmaf((float)(w[i] >> (8 * j + 4) & 0xF), xh[4 * i + j], dot1);
+                    }
+                }
                 acc[k] += d * ((float)sc0 * dot0 + (float)sc1 * dot1) - dmin * ((float)m0 * sum0 + (float)m1 * sum1);
             }
         }
@@ -287,12 +303,16 @@ static void launch_generic(const mv_args &a, int act, unsigned n_slices, cudaStr
     launch<dot_generic<TYPE, ELEMS, (int)sizeof(BLOCK)>, false>(a, 1, act, n_slices, s);
 }
 
-/* Rows per warp for a launch of `rows` rows in all. Measured on the H200
- * (tests/bench/bench_cuda_matvec.c, docs/benchmarks.md): one row per warp
- * is fastest up to FFN-sized matrices, where the warps' count is what keeps
- * enough loads in flight; only vocabulary-sized outputs gain from 4
- * (Q6_K 151936 x 2048: 1217 -> 1358 GB/s). */
-static int rows_per_warp(int64_t rows) { return rows >= 65536 ? 4 : 1; }
+/* Rows per warp for a launch of `rows` rows in all of a type. Measured on
+ * the H200 (tests/bench/bench_cuda_matvec.c, docs/benchmarks.md): the
+ * Q4_K and Q8_0 dots gain from 2 rows from 4096 rows on (Q4_K 14336 x 4096:
+ * 870 -> 1062 GB/s; 2048 x 4096: 540 -> 467, so not below); the Q6_K dot
+ * only on vocabulary-sized outputs, from 4 (151936 x 2048: 1215 -> 1353);
+ * with fewer rows the warps' count is what keeps loads in flight. */
+static int rows_per_warp(int32_t type, int64_t rows) {
+    if (type == CLV_TYPE_Q4_K || type == CLV_TYPE_Q8_0) return rows >= 4096 ? 2 : 1;
+    return rows >= 65536 ? 4 : 1;
+}
 
 static bool aligned(const void *p, size_t n) { return (uintptr_t)p % n == 0; }
 
@@ -317,7 +337,7 @@ static clv_status run_matvec(int32_t type, const mv_args &a, int64_t n_slices, i
         return clv_fail(CLV_ERR_ARG, "CUDA matvec: %lld rows in %lld slices is too many for one launch",
                         (long long)a.n_rows, (long long)n_slices);
     }
-    if (r == 0) r = rows_per_warp(a.n_rows * n_slices);
+    if (r == 0) r = rows_per_warp(type, a.n_rows * n_slices);
     cudaStream_t s = (cudaStream_t)stream;
     unsigned ns = (unsigned)n_slices;
     bool up_ok16 = !a.up || aligned(a.up, 16), up_ok2 = !a.up || aligned(a.up, 2);

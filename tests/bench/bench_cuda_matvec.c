@@ -1,7 +1,7 @@
 /* GB/s of the CUDA decode matvec (kernels/cuda/matvec.cu) per weight type,
  * shape and rows per warp (built with CUDA, not run by ctest).
  *
- *   bench_cuda_matvec [--type NAME] [--reps N]
+ *   bench_cuda_matvec [--type NAME] [--shape TEXT] [--reps N]
  *
  * Shapes are those decode runs: llama-3-8b's attention and FFN matrices and
  * its output, and qwen3-30b-a3b's 8 routed experts (one launch over the
@@ -94,15 +94,17 @@ static double time_it(int32_t type, uint8_t *w, size_t row_bytes, size_t mat_byt
 }
 
 int main(int argc, char **argv) {
-    const char *only = NULL;
+    const char *only = NULL, *shape_only = NULL; /* a type's name; a part of a shape's name */
     int reps = 200;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--type") && i + 1 < argc) {
             only = argv[++i];
+        } else if (!strcmp(argv[i], "--shape") && i + 1 < argc) {
+            shape_only = argv[++i];
         } else if (!strcmp(argv[i], "--reps") && i + 1 < argc) {
             reps = atoi(argv[++i]);
         } else {
-            fprintf(stderr, "usage: bench_cuda_matvec [--type NAME] [--reps N]\n");
+            fprintf(stderr, "usage: bench_cuda_matvec [--type NAME] [--shape TEXT] [--reps N]\n");
             return 2;
         }
     }
@@ -121,6 +123,7 @@ int main(int argc, char **argv) {
         const clv_type_info *info = clv_type_get(type);
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
             const shape *sh = &shapes[s];
+            if (shape_only && !strstr(sh->name, shape_only)) continue;
             uint64_t row_bytes = 0;
             if (!clv_type_bytes(type, sh->n_in, &row_bytes)) continue;
             int64_t n_mat = sh->n_sel > 0 ? N_EXPERT : 1;
