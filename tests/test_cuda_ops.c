@@ -22,6 +22,8 @@
  *   weighted sum,   exact: the same products and sums in the same order, one
  *   MoE combine     rounding each (the reference below spells out the CPU
  *                   combine's loop with volatile temporaries, so no FMA).
+ *   KV store pair   exact: the CPU's fp16 rounding in the rows named, K and
+ *                   V of different widths in one launch.
  *   expert matvec   exact against clv_cuda_matvec on each chosen expert's
  *                   matrix (test_cuda_matvec holds that to the CPU); an id
  *                   out of range gives NaN, not a stray read; the fused
@@ -602,6 +604,55 @@ static void test_matvec_experts(int32_t type, int64_t n_expert, int64_t n_in, in
     free(w), free(x), free(got), free(want), free(ids);
 }
 
+/* --- KV store ------------------------------------------------------------------------ */
+
+/* K and V in one launch: the bits of the CPU's rounding, in the rows the
+ * positions name, other rows untouched; the same as two single stores. */
+static void test_kv_store_pair(int32_t type, int64_t n_tokens, int64_t kw, int64_t vw) {
+    const int64_t n_rows = 2 * n_tokens + 5;
+    size_t es = type == CLV_TYPE_F16 ? 2 : 4;
+    float *k = falloc(n_tokens * kw), *v = falloc(n_tokens * vw);
+    for (int64_t i = 0; i < n_tokens * kw; i++) k[i] = frand() * 100.0f;
+    for (int64_t i = 0; i < n_tokens * vw; i++) v[i] = frand() * 100.0f;
+    int32_t *pos = malloc(sizeof(int32_t) * (size_t)n_tokens);
+    for (int64_t t = 0; t < n_tokens; t++) pos[t] = (int32_t)(n_rows - 1 - 2 * t); /* scattered, descending */
+    uint8_t *kc = calloc((size_t)(n_rows * kw), es), *vc = calloc((size_t)(n_rows * vw), es);
+    uint8_t *kg = malloc((size_t)(n_rows * kw) * es), *vg = malloc((size_t)(n_rows * vw) * es);
+    for (int64_t t = 0; t < n_tokens; t++) {
+        for (int64_t c = 0; c < kw; c++) {
+            size_t at = (size_t)(pos[t] * kw + c);
+            if (es == 2) ((uint16_t *)kc)[at] = clv_fp32_to_fp16(k[t * kw + c]);
+            else ((float *)kc)[at] = k[t * kw + c];
+        }
+        for (int64_t c = 0; c < vw; c++) {
+            size_t at = (size_t)(pos[t] * vw + c);
+            if (es == 2) ((uint16_t *)vc)[at] = clv_fp32_to_fp16(v[t * vw + c]);
+            else ((float *)vc)[at] = v[t * vw + c];
+        }
+    }
+    void *d_kc = dev(NULL, (size_t)(n_rows * kw) * es), *d_vc = dev(NULL, (size_t)(n_rows * vw) * es);
+    CUDA_OK(cudaMemset(d_kc, 0, (size_t)(n_rows * kw) * es));
+    CUDA_OK(cudaMemset(d_vc, 0, (size_t)(n_rows * vw) * es));
+    float *d_k = dev(k, sizeof(float) * (size_t)(n_tokens * kw)), *d_v = dev(v, sizeof(float) * (size_t)(n_tokens * vw));
+    int32_t *d_pos = dev(pos, sizeof(int32_t) * (size_t)n_tokens);
+    CHECK_STATUS(clv_cuda_kv_store_pair(d_kc, d_vc, type, kw, vw, d_pos, d_k, d_v, n_tokens, NULL), CLV_OK);
+    to_host(kg, d_kc, (size_t)(n_rows * kw) * es);
+    to_host(vg, d_vc, (size_t)(n_rows * vw) * es);
+    CHECK_MSG(!memcmp(kg, kc, (size_t)(n_rows * kw) * es) && !memcmp(vg, vc, (size_t)(n_rows * vw) * es),
+              "KV store pair %s, %lld tokens of %lld and %lld", clv_type_name(type), (long long)n_tokens,
+              (long long)kw, (long long)vw);
+    /* a single store of K alone, over a zeroed cache, gives K's part */
+    CUDA_OK(cudaMemset(d_kc, 0, (size_t)(n_rows * kw) * es));
+    CHECK_STATUS(clv_cuda_kv_store(d_kc, type, kw, d_pos, d_k, n_tokens, NULL), CLV_OK);
+    to_host(kg, d_kc, (size_t)(n_rows * kw) * es);
+    CHECK(!memcmp(kg, kc, (size_t)(n_rows * kw) * es));
+    CHECK_STATUS(clv_cuda_kv_store_pair(d_kc, NULL, type, kw, vw, d_pos, d_k, d_v, n_tokens, NULL), CLV_ERR_ARG);
+    CHECK_STATUS(clv_cuda_kv_store_pair(d_kc, d_vc, CLV_TYPE_Q8_0, kw, vw, d_pos, d_k, d_v, n_tokens, NULL),
+                 CLV_ERR_UNSUPPORTED);
+    cudaFree(d_kc), cudaFree(d_vc), cudaFree(d_k), cudaFree(d_v), cudaFree(d_pos);
+    free(k), free(v), free(pos), free(kc), free(vc), free(kg), free(vg);
+}
+
 /* Outputs in assignment order (slot NULL) are the identity grouping. */
 static void test_moe_combine_in_order(int64_t n_tokens, int64_t k, int64_t n) {
     int64_t A = n_tokens * k;
@@ -698,6 +749,10 @@ int main(void) {
     printf("expert matvec and fused expert GLU: every decodable type exact against the plain matvec\n");
 
     test_refusals();
+    test_kv_store_pair(CLV_TYPE_F16, 1, 512, 512);
+    test_kv_store_pair(CLV_TYPE_F16, 37, 1024, 256); /* K wider than V */
+    test_kv_store_pair(CLV_TYPE_F32, 5, 96, 160);    /* V wider than K */
+    printf("KV store pair: exact, F16 and F32\n");
     clv_threadpool_free(cpu.pool);
     return test_finish("test_cuda_ops");
 }

@@ -120,6 +120,11 @@ clv_status clv_cuda_argmax(int32_t *out, const float *src, int64_t n_rows, int64
 clv_status clv_cuda_kv_store(void *cache, int32_t type, int64_t width, const int32_t *pos, const float *src,
                              int64_t n_tokens, void *stream);
 
+/* K and V in one launch: clv_cuda_kv_store(k_cache, .., k_width, pos, k)
+ * and clv_cuda_kv_store(v_cache, .., v_width, pos, v), the same bits. */
+clv_status clv_cuda_kv_store_pair(void *k_cache, void *v_cache, int32_t type, int64_t k_width, int64_t v_width,
+                                  const int32_t *pos, const float *k, const float *v, int64_t n_tokens, void *stream);
+
 /* The MoE combine: dst[i] = sum_j w[j] * src[j][i] for j < k, i < n, w [k]
  * in device memory, summed from zero in slot order (the CPU's bits). dst
  * must not overlap src. */
