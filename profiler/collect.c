@@ -227,6 +227,9 @@ clv_status clv_profile_collect(clv_model *model, const int32_t *tokens, int64_t 
     cp.n_threads = pp.n_threads;
     cp.kv_type = pp.kv_type;
     cp.f32_activations = pp.f32_activations;
+    cp.gpu = pp.gpu;
+    cp.gpu_device = pp.gpu_device;
+    cp.vram_budget = pp.vram_budget;
     cp.observer = &obs;
     clv_context *ctx = NULL;
     if (!st) st = clv_context_create(model, &cp, &ctx);

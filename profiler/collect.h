@@ -39,6 +39,9 @@ typedef struct clv_profiler_params {
     int n_threads;          /* 0: one per physical core */
     int32_t kv_type;        /* KV cache type (CLV_TYPE_F16) */
     bool f32_activations;   /* reference mode of the engine */
+    bool gpu;               /* run the model on the GPU (clv_context_params.gpu) */
+    int gpu_device;         /* CUDA device index */
+    uint64_t vram_budget;   /* 0: the free memory minus a margin */
     int32_t bos;            /* token put before each chunk, not counted (-1: none) */
     /* Called after every chunk: `done` of `total` tokens (both passes
      * together), phase "calibrating" or "counting". May be NULL. */
@@ -50,7 +53,7 @@ clv_profiler_params clv_profiler_default_params(void);
 
 /* Profiles the model on tokens[0..n_tokens). The context is created here:
  * clv_context_default_params() with n_ctx = n_batch = params->n_ctx and the
- * thread count, KV type and reference mode of params. The profile's arch and
+ * thread count, KV type, reference mode and GPU settings of params. The profile's arch and
  * model_name come from the model; corpus is left empty for the caller.
  * CLV_ERR_ARG for bad parameters or no tokens, CLV_ERR_RANGE for a token
  * outside the vocabulary, and whatever context creation and decoding say. */

@@ -333,9 +333,10 @@ clv_status clv_context_create(clv_model *m, const clv_context_params *params, cl
         clv_status st = check_sparsity(m, p.sparsity);
         if (st) return st;
     }
-    if (p.gpu && (p.sparsity || p.observer)) {
-        return clv_fail(CLV_ERR_UNSUPPORTED, "the GPU backend has no %s yet; run without it or on the CPU",
-                        p.sparsity ? "sparse FFN path (--sparsity, --predictor)" : "FFN observer (profiling)");
+    if (p.gpu && p.sparsity) {
+        return clv_fail(CLV_ERR_UNSUPPORTED,
+                        "the GPU backend has no sparse FFN path (--sparsity, --predictor) yet; run without it or on "
+                        "the CPU");
     }
     clv_context *ctx = calloc(1, sizeof *ctx);
     if (!ctx) return clv_fail(CLV_ERR_NOMEM, "no memory for a context");

@@ -131,10 +131,11 @@ typedef struct clv_context_params {
     const clv_ffn_sparsity *sparsity;
     /* Run on the GPU (CUDA): every weight, the KV cache and the scratch in
      * device memory (gpu_state.h), the ops on the CUDA kernels (ops_cuda.c),
-     * logits copied back for clv_context_logits. Batches run a token at a
-     * time. CLV_ERR_BUDGET when the model does not fit vram_budget (nothing
-     * is left allocated); CLV_ERR_UNSUPPORTED with an observer or a sparsity
-     * (no GPU path yet), and in a build without CUDA. */
+     * logits copied back for clv_context_logits; an observer gets host
+     * copies of what it watches (one wait per observed layer, no decode
+     * graph). CLV_ERR_BUDGET when the model does not fit vram_budget
+     * (nothing is left allocated); CLV_ERR_UNSUPPORTED with a sparsity (no
+     * GPU path yet), and in a build without CUDA. */
     bool gpu;
     int gpu_device;       /* CUDA device index */
     uint64_t vram_budget; /* device bytes the context may take; 0: the free memory minus a margin */

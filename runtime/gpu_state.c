@@ -140,6 +140,9 @@ void clv_gpu_state_free(clv_gpu_state *g) {
     free(g->moe_ids_host);
     free(g->moe_map_host);
     free(g->moe_offset);
+    free(g->obs_x);
+    free(g->obs_h);
+    free(g->obs_w);
     free(g->weight_dev);
     free(g->k_cache);
     free(g->v_cache);

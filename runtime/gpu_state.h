@@ -92,6 +92,10 @@ typedef struct clv_gpu_state {
      * uploaded to s.moe_map [2][A]; the groups' offsets [n_expert + 1]. */
     int32_t *moe_ids_host, *moe_map_host;
     int64_t *moe_offset;
+    /* An observer's host copies (ops_cuda.c, allocated with an observer):
+     * the FFN input [n_batch][n_embd], the gated activations [n_batch][max
+     * n_ff], the routing weights [A] (the ids go to moe_ids_host). */
+    float *obs_x, *obs_h, *obs_w;
     /* Decode of one token as a CUDA graph (ops_cuda.c): captured on the
      * first such token, replayed for the next; the weight bytes one replay
      * reads; capturing while the forward pass is being recorded (ops then

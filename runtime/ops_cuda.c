@@ -115,8 +115,8 @@ static void cuda_attention(clv_context *ctx, int64_t il, float *out, const float
     int64_t n_head_kv = hp->n_head_kv[il], hd = hp->n_embd_head_k;
     int32_t kv_type = g->params.kv_type;
     /* the whole batch's K and V first: token t sees the batch's tokens before it */
-    keep(g, clv_cuda_kv_store(g->k_cache[il], kv_type, n_head_kv * hd, pos, k, n_tokens, g->stream));
-    keep(g, clv_cuda_kv_store(g->v_cache[il], kv_type, n_head_kv * hp->n_embd_head_v, pos, v, n_tokens, g->stream));
+    keep(g, clv_cuda_kv_store_pair(g->k_cache[il], g->v_cache[il], kv_type, n_head_kv * hd,
+                                   n_head_kv * hp->n_embd_head_v, pos, k, v, n_tokens, g->stream));
     clv_cuda_attention_shape shape = {kv_type, hp->n_head, n_head_kv, hd};
     int64_t q_width = hp->n_head * hd, o_width = hp->n_head * hp->n_embd_head_v;
     if (g->capturing) {
@@ -175,12 +175,29 @@ static bool fusable(const clv_weight *gate, const clv_weight *up) {
            gate->ne[1] == up->ne[1];
 }
 
+/* Copies `bytes` of device memory to an observer's host buffer (waits for
+ * the stream); false after a failure (kept in the state). */
+static bool observe_copy(clv_gpu_state *g, void *host, const void *dev, uint64_t bytes) {
+    if (g->error) return false;
+    keep(g, clv_vram_to_host(host, dev, bytes, g->stream));
+    return !g->error;
+}
+
 static void cuda_ffn(clv_context *ctx, int64_t il, float *dst, const float *x, const clv_weight *gate,
                      const clv_weight *up, const clv_weight *down, int64_t n_tokens, clv_ffn_act act) {
-    (void)il; /* no observer or sparsity on the GPU (refused at creation) */
     clv_gpu_state *g = ctx->gpu;
     int64_t n_ff = up->ne[1], n_embd = gate->ne[0];
-    if ((n_tokens < CLV_GPU_MATMUL_MIN_TOKENS || !g->matmul) && fusable(gate, up)) {
+    const clv_ffn_observer *obs = ctx->params.observer;
+    if (il >= 0 && obs && obs->dense) {
+        /* the observer sees h on the host: gate, up and the GLU, then a copy */
+        cuda_matmul(ctx, g->s.ffn_a, gate, NULL, x, n_tokens);
+        cuda_matmul(ctx, g->s.ffn_b, up, NULL, x, n_tokens);
+        cuda_glu(ctx, g->s.ffn_a, g->s.ffn_a, g->s.ffn_b, n_tokens, n_ff, act);
+        uint64_t f = sizeof(float);
+        if (observe_copy(g, g->obs_x, x, (uint64_t)(n_tokens * n_embd) * f) &&
+            observe_copy(g, g->obs_h, g->s.ffn_a, (uint64_t)(n_tokens * n_ff) * f))
+            obs->dense(obs->user, il, g->obs_x, g->obs_h, n_tokens, n_embd, n_ff);
+    } else if ((n_tokens < CLV_GPU_MATMUL_MIN_TOKENS || !g->matmul) && fusable(gate, up)) {
         /* decode: gate, up and the GLU in one launch per token */
         if (g->error) return;
         ctx->weight_bytes_read += gate->bytes + up->bytes;
@@ -252,6 +269,14 @@ static void cuda_moe(clv_context *ctx, float *dst, const float *x, const clv_lay
     if (g->error) return;
     keep(g, clv_cuda_moe_route(s->expert_ids, s->expert_w, s->router, n_tokens, n_expert, k, renormalize,
                                g->stream));
+    const clv_ffn_observer *obs = ctx->params.observer;
+    if (obs && obs->moe) {
+        uint64_t f = sizeof(float);
+        if (observe_copy(g, g->obs_x, x, (uint64_t)(n_tokens * n_embd) * f) &&
+            observe_copy(g, g->moe_ids_host, s->expert_ids, (uint64_t)A * sizeof(int32_t)) &&
+            observe_copy(g, g->obs_w, s->expert_w, (uint64_t)A * f))
+            obs->moe(obs->user, l - ctx->model->layers, g->obs_x, g->moe_ids_host, g->obs_w, n_tokens, n_embd, k);
+    }
     /* Decode-sized batches stay on the device, unless the profiler counts
      * experts (on the host). Bytes read: each assignment's expert, an upper
      * bound when tokens share one. */
@@ -410,10 +435,22 @@ clv_status clv_gpu_context_init(clv_context *ctx) {
     if ((st = clv_gpu_state_create(ctx->model, &gp, &g))) return st;
     ctx->gpu = g;
     /* No decode graph while the profiler counts experts (the MoE layers
-     * then group on the host), or when switched off. Observers and sparsity
-     * are refused before this. */
+     * then group on the host) or an observer watches (it is called from the
+     * host), or when switched off. Sparsity is refused before this. */
     const char *graphs = getenv("CLEAVE_CUDA_GRAPHS");
-    g->graph_off = (ctx->params.count_experts && ctx->model->hp.n_expert) || (graphs && !strcmp(graphs, "0"));
+    g->graph_off = (ctx->params.count_experts && ctx->model->hp.n_expert) || ctx->params.observer ||
+                   (graphs && !strcmp(graphs, "0"));
+    if (ctx->params.observer) {
+        const clv_hparams *hp = &ctx->model->hp;
+        int64_t max_ff = 1, B = g->params.n_batch, A = hp->n_expert ? B * hp->n_expert_used : 1;
+        for (int64_t il = 0; il < hp->n_layer; il++) max_ff = hp->n_ff[il] > max_ff ? hp->n_ff[il] : max_ff;
+        g->obs_x = malloc(sizeof(float) * (size_t)(B * hp->n_embd));
+        g->obs_h = malloc(sizeof(float) * (size_t)(B * max_ff));
+        g->obs_w = malloc(sizeof(float) * (size_t)A);
+        if (!g->obs_x || !g->obs_h || !g->obs_w) { /* the caller frees the state with the context */
+            return clv_fail(CLV_ERR_NOMEM, "no memory for the observer's copies of GPU activations");
+        }
+    }
     ctx->backend = &clv_backend_cuda;
     ctx->params.gemm_min_batch = -1;
     /* Models pass these to the ops; here they are device buffers. */

@@ -46,6 +46,8 @@ static void usage(FILE *f) {
             "  -t, --threads N         CPU threads (default: one per physical core)\n"
             "  --kv-type f16|f32       KV cache precision (default f16)\n"
             "  --f32-activations       the engine's reference mode (slow)\n"
+            "  --gpu all|none, -ngl N|all, --gpu-device N, --vram SIZE\n"
+            "                          run the model on the GPU, as for `cleave run`\n"
             "  -q, --quiet             no progress on stderr\n"
             "  -v, --verbose           say what is loaded\n"
             "  --show FILE             print a per-layer summary of a profile\n"
@@ -226,7 +228,8 @@ static void corpus_names(char *dst, size_t cap, const char *const *files, int n_
 
 static bool is_model_option(const char *a) {
     static const char *names[] = {"-m", "--model", "-c", "--ctx-size", "-t", "--threads", "--kv-type",
-                                  "-v", "--verbose", "--f32-activations"};
+                                  "-v", "--verbose", "--f32-activations", "--gpu", "-ngl", "--n-gpu-layers",
+                                  "--gpu-device", "--vram"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(a, names[i])) return true;
     return false;
@@ -323,6 +326,9 @@ int clv_cmd_profile(int argc, char **argv) {
     pp.n_threads = o.n_threads;
     pp.kv_type = o.kv_type;
     pp.f32_activations = o.f32_activations;
+    pp.gpu = o.gpu_layers > 0;
+    pp.gpu_device = o.gpu_device;
+    pp.vram_budget = o.vram_budget;
 
     int rc = 1;
     clv_model *model = NULL;
@@ -333,6 +339,7 @@ int clv_cmd_profile(int argc, char **argv) {
     clv_model_params mp = clv_model_default_params();
     mp.verbose = o.verbose;
     clv_status st = clv_model_load(o.model, &mp, &model);
+    if (!st) st = clv_check_gpu_layers(o.gpu_layers, model);
     if (!st) st = clv_tokenizer_load_gguf(model->gguf, &tok);
     if (!st) st = tokenize_corpus(tok, files, n_files, max_tokens, &ids, &n_ids);
     if (st) {
@@ -344,8 +351,8 @@ int clv_cmd_profile(int argc, char **argv) {
     pp.progress = on_progress;
     pp.progress_user = &ps;
     if (!quiet)
-        fprintf(stderr, "cleave profile: %s, %lld tokens in chunks of %lld%s\n", o.model, (long long)n_ids,
-                (long long)pp.n_ctx, pp.bos >= 0 ? " (each after BOS)" : "");
+        fprintf(stderr, "cleave profile: %s, %lld tokens in chunks of %lld%s, on the %s\n", o.model,
+                (long long)n_ids, (long long)pp.n_ctx, pp.bos >= 0 ? " (each after BOS)" : "", pp.gpu ? "GPU" : "CPU");
     st = clv_profile_collect(model, ids, n_ids, &pp, &p);
     if (!st) {
         corpus_names(p->corpus, sizeof p->corpus, files, n_files);
