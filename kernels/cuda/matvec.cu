@@ -8,8 +8,12 @@
  *
  * How a warp walks a row ("dots"; each adds its lanes' share of the N rows
  * it is given to acc[0..N), and the kernel sums the lanes with shuffles):
- *  - generic, every type: lane l takes elements l, l + 32, ... and decodes
- *    each with the reference's decoders (decode.cuh);
+ *  - wide, the common block-quantized types without a dot of their own
+ *    (Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q5_K, IQ4_XS; x 16-byte aligned): a
+ *    lane decodes 32 consecutive elements with the reference's
+ *    decoders (decode.cuh) and dots them with x from vector loads;
+ *  - generic, every type: lane l takes elements l, l + 32, ... (F16, BF16,
+ *    and any type when x is not aligned for vector loads);
  *  - F32 (16-byte aligned): float4 loads, lane l at 4l, 4l + 128, ...;
  *  - Q4_K (blocks 16-byte aligned): four blocks per step, eight lanes per
  *    block; lane l loads 16 quant bytes as one vector (32 elements of two
@@ -84,6 +88,43 @@ template <int TYPE, int ELEMS, int BYTES> struct dot_generic {
             int e = (int)(i % ELEMS);
 #pragma unroll
             for (int k = 0; k < N; k++) acc[k] = fmaf(decode<TYPE>(rows[k] + off, e), xi, acc[k]);
+        }
+    }
+};
+
+/* Any quantized type whose blocks hold 32 or 256 elements, x 16-byte
+ * aligned: a lane takes 32 consecutive elements (a whole 32-element block,
+ * or an eighth of a 256-element one), decodes them with the
+ * reference's decoders and dots them with 32 floats of x from eight vector
+ * loads. A warp step covers 32 blocks of 32 or 4 of 256. */
+template <int TYPE, int ELEMS, int BYTES> struct dot_wide {
+    static_assert(ELEMS == 32 || ELEMS == 256, "32- or 256-element blocks");
+    template <int N>
+    __device__ static void run(const uint8_t *const (&rows)[N], int64_t n_in, const float *__restrict__ x,
+                               float (&acc)[N]) {
+        constexpr int LANES = ELEMS / 32; /* lanes per block */
+        const int lane = threadIdx.x & 31, part = lane % LANES;
+        const int64_t n_blocks = n_in / ELEMS;
+#pragma unroll 2
+        for (int64_t ib = lane / LANES; ib < n_blocks; ib += 32 / LANES) {
+            const float4 *xb = (const float4 *)(x + ib * ELEMS + 32 * part);
+            float dot[N];
+#pragma unroll
+            for (int k = 0; k < N; k++) dot[k] = 0.0f;
+            /* eight elements at a time, so that each step's x stays in registers */
+#pragma unroll 1
+            for (int q = 0; q < 4; q++) {
+                float4 a = __ldg(xb + 2 * q), c = __ldg(xb + 2 * q + 1);
+                const float xv[8] = {a.x, a.y, a.z, a.w, c.x, c.y, c.z, c.w};
+#pragma unroll
+                for (int k = 0; k < N; k++) {
+                    const uint8_t *b = rows[k] + (size_t)ib * BYTES;
+#pragma unroll
+                    for (int i = 0; i < 8; i++) dot[k] = fmaf(decode<TYPE>(b, 32 * part + 8 * q + i), xv[i], dot[k]);
+                }
+            }
+#pragma unroll
+            for (int k = 0; k < N; k++) acc[k] += dot[k];
         }
     }
 };
@@ -289,17 +330,28 @@ template <class DOT, int R> static void launch_r(const mv_args &a, int act, unsi
 /* The per-type dots take R = 1, 2 or 4; the generic one R = 1 (its decode
  * is the cost, not x, and each R is another set of kernels to compile). */
 template <class DOT, bool MULTI> static void launch(const mv_args &a, int r, int act, unsigned n_slices, cudaStream_t s) {
-    if (MULTI && r == 4) {
-        launch_r<DOT, 4>(a, act, n_slices, s);
-    } else if (MULTI && r == 2) {
-        launch_r<DOT, 2>(a, act, n_slices, s);
-    } else {
-        launch_r<DOT, 1>(a, act, n_slices, s);
+    if constexpr (MULTI) {
+        if (r == 4) return launch_r<DOT, 4>(a, act, n_slices, s);
+        if (r == 2) return launch_r<DOT, 2>(a, act, n_slices, s);
     }
+    launch_r<DOT, 1>(a, act, n_slices, s);
 }
 
+/* Types without a dot of their own: 32 elements per lane for the common
+ * ones when x allows vector loads (dot_wide), else one element per lane
+ * (dot_generic). */
 template <int TYPE, typename BLOCK, int ELEMS>
 static void launch_generic(const mv_args &a, int act, unsigned n_slices, cudaStream_t s) {
+    /* The common file types only: each instantiation is another few seconds of compiling. */
+    constexpr bool wide = TYPE == CLV_TYPE_Q4_0 || TYPE == CLV_TYPE_Q4_1 || TYPE == CLV_TYPE_Q5_0 ||
+                          TYPE == CLV_TYPE_Q5_1 || TYPE == CLV_TYPE_IQ4_NL || TYPE == CLV_TYPE_Q5_K ||
+                          TYPE == CLV_TYPE_IQ4_XS;
+    if constexpr (wide) {
+        if ((uintptr_t)a.x % 16 == 0 && a.sel.x_stride % 4 == 0) {
+            launch<dot_wide<TYPE, ELEMS, (int)sizeof(BLOCK)>, false>(a, 1, act, n_slices, s);
+            return;
+        }
+    }
     launch<dot_generic<TYPE, ELEMS, (int)sizeof(BLOCK)>, false>(a, 1, act, n_slices, s);
 }
 
