@@ -50,7 +50,8 @@ typedef struct clv_gpu_scratch {
     float *router;         /* [n_batch][n_expert] */
     int32_t *expert_ids;   /* [n_batch][n_expert_used] */
     float *expert_w;       /* [n_batch][n_expert_used] */
-    int32_t *moe_map;      /* [2][A]: the token of each grouped row, then the grouped row of each assignment */
+    int32_t *moe_map;      /* [2][A]: the token of each grouped row, then the grouped row of each
+                              assignment; then the grouping's tiles (clv_cuda_expert_tile) */
     float *moe_x;          /* [A][n_embd]: the inputs, gathered by expert */
     float *moe_a, *moe_b;  /* [A][n_ff_exp] */
     float *moe_c;          /* [A][n_embd] */
@@ -89,7 +90,7 @@ typedef struct clv_gpu_state {
     char error_msg[512];
     /* MoE on the host (allocated with the state): the experts the router
      * chose [A], copied back to pick the expert matrices; the grouping
-     * uploaded to s.moe_map [2][A]; the groups' offsets [n_expert + 1]. */
+     * and its tiles, uploaded to s.moe_map; the groups' offsets [n_expert + 1]. */
     int32_t *moe_ids_host, *moe_map_host;
     int64_t *moe_offset;
     /* An observer's host copies (ops_cuda.c, allocated with an observer):
