@@ -25,7 +25,7 @@
  *  (g) when SmolLM2-135M is cached: (c), (d), (f) on a real model with 2
  *      threads and 8-bit transposed down rows;
  *  (h) per-token top-k (threshold 0, keep 0.5 and 0.25, with and without a
- *      predictor): every layer's FFN through sparse decode and the masked
+ *      predictor, F16 and Q8_0): every layer's FFN through sparse decode and the masked
  *      batch against float64 over exactly the neurons top-k keeps, ties to
  *      the lower index, as in (c); a bad keep share is refused.
  *
@@ -39,6 +39,7 @@
 #include "json.h"
 #include "model.h"
 #include "ops.h"
+#include "quantize.h"
 #include "test.h"
 #include "types.h"
 
@@ -318,24 +319,27 @@ static double ffn_error(const clv_layer *l, const float *act, float thr, int64_t
     return maxdiff / (maxref > 0 ? maxref : 1);
 }
 
-/* Neurons the predictor (F16 weights) keeps, in double, that the engine
- * skipped (act 0), or the other way round. */
+/* Neurons the predictor (weights decoded by the scalar reference) keeps,
+ * in double, that the engine skipped (act 0), or the other way round. */
 static int64_t predictor_mismatches(const clv_neuron_predictor *p, const float *x, const float *act, int64_t n_embd,
                                     int64_t n_ff) {
     int64_t rank = p->w1->ne[1], bad = 0;
     double *hid = malloc((size_t)rank * sizeof(double));
-    const uint16_t *w1 = p->w1->data, *w2 = p->w2->data;
+    float *row = malloc((size_t)(n_embd > rank ? n_embd : rank) * sizeof(float));
     for (int64_t r = 0; r < rank; r++) {
+        clv_dequantize_row(p->w1->type, (const uint8_t *)p->w1->data + r * p->w1->row_bytes, row, n_embd);
         double s = p->b1 ? p->b1[r] : 0;
-        for (int64_t k = 0; k < n_embd; k++) s += (double)clv_fp16_to_fp32(w1[r * n_embd + k]) * x[k];
+        for (int64_t k = 0; k < n_embd; k++) s += (double)row[k] * x[k];
         hid[r] = s > 0 ? s : 0;
     }
     for (int64_t i = 0; i < n_ff; i++) {
+        clv_dequantize_row(p->w2->type, (const uint8_t *)p->w2->data + i * p->w2->row_bytes, row, rank);
         double s = p->b2 ? p->b2[i] : 0;
-        for (int64_t r = 0; r < rank; r++) s += (double)clv_fp16_to_fp32(w2[i * rank + r]) * hid[r];
+        for (int64_t r = 0; r < rank; r++) s += (double)row[r] * hid[r];
         bad += (s > p->logit_threshold) != (act[i] != 0.0f);
     }
     free(hid);
+    free(row);
     return bad;
 }
 
@@ -410,20 +414,29 @@ typedef struct rand_predictor {
     clv_neuron_predictor p[CLV_MAX_LAYERS];
 } rand_predictor;
 
-static void f16_weight(clv_weight *w, uint16_t **data, int64_t ne0, int64_t ne1, float scale) {
-    *data = malloc((size_t)(ne0 * ne1) * sizeof(uint16_t));
-    for (int64_t i = 0; i < ne0 * ne1; i++) (*data)[i] = clv_fp32_to_fp16(rng_uniform() * scale);
-    *w = (clv_weight){.name = "predictor", .type = CLV_TYPE_F16, .ne = {ne0, ne1, 1, 1},
-                      .row_bytes = (uint64_t)ne0 * 2, .bytes = (uint64_t)(ne0 * ne1) * 2, .data = *data};
+/* Random weights of `type` (F16, or Q8_0 quantized from random floats:
+ * what trained predictor files hold). */
+static void rand_weight(clv_weight *w, uint16_t **data, int32_t type, int64_t ne0, int64_t ne1, float scale) {
+    uint64_t row_bytes = 0;
+    clv_type_bytes(type, ne0, &row_bytes);
+    *data = malloc((size_t)(row_bytes * (uint64_t)ne1));
+    float *src = malloc((size_t)ne0 * sizeof(float));
+    for (int64_t r = 0; r < ne1; r++) {
+        for (int64_t i = 0; i < ne0; i++) src[i] = rng_uniform() * scale;
+        clv_quantize_row(type, src, (uint8_t *)*data + (size_t)(r * (int64_t)row_bytes), ne0);
+    }
+    free(src);
+    *w = (clv_weight){.name = "predictor", .type = type, .ne = {ne0, ne1, 1, 1}, .row_bytes = row_bytes,
+                      .bytes = row_bytes * (uint64_t)ne1, .data = *data};
 }
 
-static rand_predictor *make_predictor(const clv_model *m, int64_t rank, float bias2) {
+static rand_predictor *make_predictor_typed(const clv_model *m, int64_t rank, float bias2, int32_t type) {
     rand_predictor *r = calloc(1, sizeof *r);
     int64_t n_embd = m->hp.n_embd;
     for (int64_t il = 0; il < m->hp.n_layer; il++) {
         int64_t n_ff = m->hp.n_ff[il];
-        f16_weight(&r->w1[il], &r->d1[il], n_embd, rank, 1.0f / sqrtf((float)n_embd));
-        f16_weight(&r->w2[il], &r->d2[il], rank, n_ff, 1.0f / sqrtf((float)rank));
+        rand_weight(&r->w1[il], &r->d1[il], type, n_embd, rank, 1.0f / sqrtf((float)n_embd));
+        rand_weight(&r->w2[il], &r->d2[il], type, rank, n_ff, 1.0f / sqrtf((float)rank));
         r->b1[il] = malloc((size_t)rank * sizeof(float));
         r->b2[il] = malloc((size_t)n_ff * sizeof(float));
         for (int64_t i = 0; i < rank; i++) r->b1[il][i] = 0.1f * rng_uniform();
@@ -431,6 +444,10 @@ static rand_predictor *make_predictor(const clv_model *m, int64_t rank, float bi
         r->p[il] = (clv_neuron_predictor){.w1 = r->w1 + il, .b1 = r->b1[il], .w2 = r->w2 + il, .b2 = r->b2[il]};
     }
     return r;
+}
+
+static rand_predictor *make_predictor(const clv_model *m, int64_t rank, float bias2) {
+    return make_predictor_typed(m, rank, bias2, CLV_TYPE_F16);
 }
 
 static void free_predictor(const clv_model *m, rand_predictor *r) {
@@ -750,6 +767,14 @@ static void check_top_k(const char *name) {
         rand_predictor *rp = make_predictor(m, 16, 0.8f);
         check_layers(m, name, thr, keep, rp->p, prompt, n_prompt);
         free_predictor(m, rp);
+        /* Q8_0, as trained files hold them: decode sums the transposed w2
+         * over the non-zero hidden units (clv_sparse_layer.pred_w2t) */
+        if (m->hp.n_embd % 32 == 0) {
+            rp = make_predictor_typed(m, 32, 0.8f, CLV_TYPE_Q8_0);
+            printf("    Q8_0 predictor:\n");
+            check_layers(m, name, thr, keep, rp->p, prompt, n_prompt);
+            free_predictor(m, rp);
+        }
     }
     check_guard(m, name, thr, keep);
     keep[0] = 0.0f;
