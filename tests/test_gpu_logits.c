@@ -9,7 +9,7 @@
  * position is held to 1e-4 relative (max |diff| / max |cpu logit|), the
  * bound test_arch_logits holds the CPU to against transformers; with an F16
  * cache to 1e-3; the argmax must agree everywhere. Tensor-core batches
- * round to bfloat16 and get a looser bound (below). The
+ * round to TF32 and get a looser bound (below). The
  * GPU's distance to transformers' logits is printed as well.
  * Also: an observer (profiling) sees on the GPU what it sees on the CPU;
  * what the GPU backend does not run is refused at creation.
@@ -103,11 +103,12 @@ static void check_file(const char *fixture, const char *gguf, const char *logits
              * last float bits, so an element now and then lands one f16 step
              * (1e-3 relative) apart and attention carries that on; the CPU is
              * as far from transformers (1e-3) for the same reason. Tensor
-             * cores round activations and weights to bfloat16 (8 bits): each
-             * product may be off by 2^-7 of sum |w x| (cuda_matmul.h), which
-             * on these 32-wide fixtures (short sums, much cancellation) comes
-             * to at most 3.7e-2 of the largest logit (H200, 2026-12-03); a
-             * wrong row or layout is off by far more. Dense models: nine
+             * cores round activations and weights to TF32 (10 bits; bfloat16's
+             * 8 bits until 2a6068f, see cuda_matmul.h): each product may be
+             * off by 2^-9 of sum |w x|. The bound was set with bfloat16, whose
+             * worst on these 32-wide fixtures (short sums, much cancellation)
+             * was 3.7e-2 of the largest logit (H200, 2026-12-03); TF32 stays
+             * within it, and a wrong row or layout is off by far more. Dense models: nine
              * positions in ten within 6e-2, and the argmax. MoE models: where
              * the top router logits are that close a token takes another
              * expert in the second layer and its logits differ wholly, and
