@@ -187,17 +187,7 @@ static void cuda_ffn(clv_context *ctx, int64_t il, float *dst, const float *x, c
                      const clv_weight *up, const clv_weight *down, int64_t n_tokens, clv_ffn_act act) {
     clv_gpu_state *g = ctx->gpu;
     int64_t n_ff = up->ne[1], n_embd = gate->ne[0];
-    const clv_ffn_observer *obs = ctx->params.observer;
-    if (il >= 0 && obs && obs->dense) {
-        /* the observer sees h on the host: gate, up and the GLU, then a copy */
-        cuda_matmul(ctx, g->s.ffn_a, gate, NULL, x, n_tokens);
-        cuda_matmul(ctx, g->s.ffn_b, up, NULL, x, n_tokens);
-        cuda_glu(ctx, g->s.ffn_a, g->s.ffn_a, g->s.ffn_b, n_tokens, n_ff, act);
-        uint64_t f = sizeof(float);
-        if (observe_copy(g, g->obs_x, x, (uint64_t)(n_tokens * n_embd) * f) &&
-            observe_copy(g, g->obs_h, g->s.ffn_a, (uint64_t)(n_tokens * n_ff) * f))
-            obs->dense(obs->user, il, g->obs_x, g->obs_h, n_tokens, n_embd, n_ff);
-    } else if ((n_tokens < CLV_GPU_MATMUL_MIN_TOKENS || !g->matmul) && fusable(gate, up)) {
+    if ((n_tokens < CLV_GPU_MATMUL_MIN_TOKENS || !g->matmul) && fusable(gate, up)) {
         /* decode: gate, up and the GLU in one launch per token */
         if (g->error) return;
         ctx->weight_bytes_read += gate->bytes + up->bytes;
@@ -210,6 +200,13 @@ static void cuda_ffn(clv_context *ctx, int64_t il, float *dst, const float *x, c
         cuda_matmul(ctx, g->s.ffn_a, gate, NULL, x, n_tokens);
         cuda_matmul(ctx, g->s.ffn_b, up, NULL, x, n_tokens);
         cuda_glu(ctx, g->s.ffn_a, g->s.ffn_a, g->s.ffn_b, n_tokens, n_ff, act);
+    }
+    const clv_ffn_observer *obs = ctx->params.observer;
+    if (il >= 0 && obs && obs->dense) { /* the observer sees h on the host */
+        uint64_t f = sizeof(float);
+        if (observe_copy(g, g->obs_x, x, (uint64_t)(n_tokens * n_embd) * f) &&
+            observe_copy(g, g->obs_h, g->s.ffn_a, (uint64_t)(n_tokens * n_ff) * f))
+            obs->dense(obs->user, il, g->obs_x, g->obs_h, n_tokens, n_embd, n_ff);
     }
     cuda_matmul(ctx, dst, down, NULL, g->s.ffn_a, n_tokens);
 }

@@ -43,6 +43,28 @@ __device__ static inline void k_scale_min(const uint8_t *s, int j, int *sc, int 
     }
 }
 
+/* Every type decode<> knows, as X(TYPE, BLOCK, ELEMS): the block's struct
+ * and elements, what the launchers instantiate their kernels with. */
+#define CLV_CUDA_DECODED_TYPES(X)                                                                                  \
+    X(CLV_TYPE_F32, float, 1)                                                                                      \
+    X(CLV_TYPE_F16, clv_fp16, 1)                                                                                   \
+    X(CLV_TYPE_BF16, clv_bf16, 1)                                                                                  \
+    X(CLV_TYPE_Q4_0, clv_block_q4_0, CLV_QK)                                                                       \
+    X(CLV_TYPE_Q4_1, clv_block_q4_1, CLV_QK)                                                                       \
+    X(CLV_TYPE_Q5_0, clv_block_q5_0, CLV_QK)                                                                       \
+    X(CLV_TYPE_Q5_1, clv_block_q5_1, CLV_QK)                                                                       \
+    X(CLV_TYPE_Q8_0, clv_block_q8_0, CLV_QK)                                                                       \
+    X(CLV_TYPE_Q8_1, clv_block_q8_1, CLV_QK)                                                                       \
+    X(CLV_TYPE_IQ4_NL, clv_block_iq4_nl, CLV_QK)                                                                   \
+    X(CLV_TYPE_MXFP4, clv_block_mxfp4, CLV_QK)                                                                     \
+    X(CLV_TYPE_Q2_K, clv_block_q2_k, CLV_QK_K)                                                                     \
+    X(CLV_TYPE_Q3_K, clv_block_q3_k, CLV_QK_K)                                                                     \
+    X(CLV_TYPE_Q4_K, clv_block_q4_k, CLV_QK_K)                                                                     \
+    X(CLV_TYPE_Q5_K, clv_block_q5_k, CLV_QK_K)                                                                     \
+    X(CLV_TYPE_Q6_K, clv_block_q6_k, CLV_QK_K)                                                                     \
+    X(CLV_TYPE_Q8_K, clv_block_q8_k, CLV_QK_K)                                                                     \
+    X(CLV_TYPE_IQ4_XS, clv_block_iq4_xs, CLV_QK_K)
+
 /* Element i of the block at b. */
 template <int TYPE> __device__ static float decode(const uint8_t *b, int i) {
     if constexpr (TYPE == CLV_TYPE_F32) {

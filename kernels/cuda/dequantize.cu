@@ -46,24 +46,10 @@ extern "C" clv_status clv_cuda_dequantize(int32_t type, const void *src_dev, flo
     if (n == 0) return CLV_OK;
     cudaStream_t s = (cudaStream_t)stream;
     switch (type) {
-    case CLV_TYPE_F32: launch<CLV_TYPE_F32, float, 1>(src_dev, dst_dev, n, s); break;
-    case CLV_TYPE_F16: launch<CLV_TYPE_F16, clv_fp16, 1>(src_dev, dst_dev, n, s); break;
-    case CLV_TYPE_BF16: launch<CLV_TYPE_BF16, clv_bf16, 1>(src_dev, dst_dev, n, s); break;
-    case CLV_TYPE_Q4_0: launch<CLV_TYPE_Q4_0, clv_block_q4_0, CLV_QK>(src_dev, dst_dev, n, s); break;
-    case CLV_TYPE_Q4_1: launch<CLV_TYPE_Q4_1, clv_block_q4_1, CLV_QK>(src_dev, dst_dev, n, s); break;
-    case CLV_TYPE_Q5_0: launch<CLV_TYPE_Q5_0, clv_block_q5_0, CLV_QK>(src_dev, dst_dev, n, s); break;
-    case CLV_TYPE_Q5_1: launch<CLV_TYPE_Q5_1, clv_block_q5_1, CLV_QK>(src_dev, dst_dev, n, s); break;
-    case CLV_TYPE_Q8_0: launch<CLV_TYPE_Q8_0, clv_block_q8_0, CLV_QK>(src_dev, dst_dev, n, s); break;
-    case CLV_TYPE_Q8_1: launch<CLV_TYPE_Q8_1, clv_block_q8_1, CLV_QK>(src_dev, dst_dev, n, s); break;
-    case CLV_TYPE_IQ4_NL: launch<CLV_TYPE_IQ4_NL, clv_block_iq4_nl, CLV_QK>(src_dev, dst_dev, n, s); break;
-    case CLV_TYPE_MXFP4: launch<CLV_TYPE_MXFP4, clv_block_mxfp4, CLV_QK>(src_dev, dst_dev, n, s); break;
-    case CLV_TYPE_Q2_K: launch<CLV_TYPE_Q2_K, clv_block_q2_k, CLV_QK_K>(src_dev, dst_dev, n, s); break;
-    case CLV_TYPE_Q3_K: launch<CLV_TYPE_Q3_K, clv_block_q3_k, CLV_QK_K>(src_dev, dst_dev, n, s); break;
-    case CLV_TYPE_Q4_K: launch<CLV_TYPE_Q4_K, clv_block_q4_k, CLV_QK_K>(src_dev, dst_dev, n, s); break;
-    case CLV_TYPE_Q5_K: launch<CLV_TYPE_Q5_K, clv_block_q5_k, CLV_QK_K>(src_dev, dst_dev, n, s); break;
-    case CLV_TYPE_Q6_K: launch<CLV_TYPE_Q6_K, clv_block_q6_k, CLV_QK_K>(src_dev, dst_dev, n, s); break;
-    case CLV_TYPE_Q8_K: launch<CLV_TYPE_Q8_K, clv_block_q8_k, CLV_QK_K>(src_dev, dst_dev, n, s); break;
-    case CLV_TYPE_IQ4_XS: launch<CLV_TYPE_IQ4_XS, clv_block_iq4_xs, CLV_QK_K>(src_dev, dst_dev, n, s); break;
+#define LAUNCH(TYPE, BLOCK, ELEMS)                                                                                 \
+    case TYPE: launch<TYPE, BLOCK, ELEMS>(src_dev, dst_dev, n, s); break;
+        CLV_CUDA_DECODED_TYPES(LAUNCH)
+#undef LAUNCH
     default: CLV_ASSERT(!"type listed in clv_type_can_dequantize without a CUDA decoder");
     }
     cudaError_t err = cudaGetLastError();
