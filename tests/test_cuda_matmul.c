@@ -379,8 +379,10 @@ static void speed(int32_t type, int64_t n_in, int64_t n_rows, int64_t n_tokens) 
 /* Routed experts in one launch (clv_cuda_matmul_experts): groups of 0, 1,
  * 5, 32, 33 and 70 rows (tiles full, short, several per expert), every
  * output against float64 with the exact bound above; an expert id out of
- * range gives NaN in its rows only; bad arguments are refused. */
-static void check_experts(int32_t type, int64_t n_in, int64_t n_out) {
+ * range gives NaN in its rows only; bad arguments are refused. The weights
+ * start `shift` bytes into their allocation: blocks too misaligned for a
+ * type's vector loads take the element-by-element decode. */
+static void check_experts(int32_t type, int64_t n_in, int64_t n_out, size_t shift) {
     const int64_t counts[] = {5, 0, 70, 1, 33, 0, 32, 2};
     const int64_t n_expert = (int64_t)(sizeof counts / sizeof counts[0]);
     int64_t off[9] = {0};
@@ -410,10 +412,12 @@ static void check_experts(int32_t type, int64_t n_in, int64_t n_out) {
     uint8_t *d_w = NULL;
     float *d_x = NULL, *d_y = NULL;
     clv_cuda_expert_tile *d_t = NULL;
-    CUDA_OK(cudaMalloc((void **)&d_w, total));
+    CUDA_OK(cudaMalloc((void **)&d_w, total + shift));
     CUDA_OK(cudaMalloc((void **)&d_x, sizeof(float) * (size_t)(A * n_in)));
     CUDA_OK(cudaMalloc((void **)&d_y, sizeof(float) * (size_t)(A * n_out)));
     CUDA_OK(cudaMalloc((void **)&d_t, sizeof tiles));
+    uint8_t *d_alloc = d_w;
+    d_w += shift;
     CUDA_OK(cudaMemcpy(d_w, w, total, cudaMemcpyHostToDevice));
     CUDA_OK(cudaMemcpy(d_x, x, sizeof(float) * (size_t)(A * n_in), cudaMemcpyHostToDevice));
     CUDA_OK(cudaMemcpy(d_t, tiles, sizeof(clv_cuda_expert_tile) * (size_t)n_tiles, cudaMemcpyHostToDevice));
@@ -445,8 +449,8 @@ static void check_experts(int32_t type, int64_t n_in, int64_t n_out) {
             }
         }
     }
-    printf("experts %-7s %lld x %lld, %lld rows in %lld tiles: worst error %.2e of S\n", clv_type_name(type),
-           (long long)n_out, (long long)n_in, (long long)A, (long long)n_tiles, worst);
+    printf("experts %-7s %lld x %lld, %lld rows in %lld tiles, weights at +%zu: worst error %.2e of S\n",
+           clv_type_name(type), (long long)n_out, (long long)n_in, (long long)A, (long long)n_tiles, shift, worst);
     /* An id out of range: NaN in that tile's rows, the others as before. */
     {
         clv_cuda_expert_tile bad = tiles[0];
@@ -478,7 +482,7 @@ static void check_experts(int32_t type, int64_t n_in, int64_t n_out) {
                  CLV_ERR_ARG);
 done:
     CUDA_OK(cudaDeviceSynchronize());
-    cudaFree(d_w), cudaFree(d_x), cudaFree(d_y), cudaFree(d_t);
+    cudaFree(d_alloc), cudaFree(d_x), cudaFree(d_y), cudaFree(d_t);
     free(w), free(x), free(y), free(dec);
 }
 
@@ -507,9 +511,12 @@ int main(void) {
     check_case(&(matmul_case){CLV_TYPE_F16, 9, 1001, 77, 2, 0, 1, 0});
     check_case(&(matmul_case){CLV_TYPE_BF16, 8, 13, 5, 0, 0, 0, 0});
     bad_arguments();
-    for (int k = 0; k < n_types; k++) check_experts(types[k], 512, 200);
-    check_experts(CLV_TYPE_Q4_K, 2048, 768); /* qwen3-30b-a3b's gate/up */
-    check_experts(CLV_TYPE_Q6_K, 768, 2048); /* and its down */
+    for (int k = 0; k < n_types; k++) check_experts(types[k], 512, 200, 0);
+    /* The types with loads of their own, on blocks aligned for them and not. */
+    const int32_t own[] = {CLV_TYPE_Q4_K, CLV_TYPE_Q5_K, CLV_TYPE_Q6_K, CLV_TYPE_Q8_0};
+    for (int k = 0; k < 4; k++) check_experts(own[k], 768, 136, 2), check_experts(own[k], 768, 136, 1);
+    check_experts(CLV_TYPE_Q4_K, 2048, 768, 0); /* qwen3-30b-a3b's gate/up */
+    check_experts(CLV_TYPE_Q6_K, 768, 2048, 0); /* and its down */
     speed(CLV_TYPE_Q4_K, 4096, 4096, 512);
     speed(CLV_TYPE_Q4_K, 4096, 14336, 512); /* a llama-3-8b FFN up/gate matrix */
     clv_cuda_matmul_free(blas);

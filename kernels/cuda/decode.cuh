@@ -43,6 +43,22 @@ __device__ static inline void k_scale_min(const uint8_t *s, int j, int *sc, int 
     }
 }
 
+/* Byte n (0..3) of a word. */
+__device__ static inline uint32_t byte_of(uint32_t w, int n) { return w >> (8 * n) & 0xFF; }
+
+/* Scale and min of sub-block j of a Q4_K or Q5_K block whose header words are h
+ * (h.y, h.z, h.w: scales[0..11]); k_scale_min's packing, from registers. */
+__device__ static inline void q4_k_scale_min(uint4 h, int j, int *sc, int *m) {
+    if (j < 4) {
+        *sc = (int)(byte_of(h.y, j) & 63);
+        *m = (int)(byte_of(h.z, j) & 63);
+    } else {
+        uint32_t lo = byte_of(h.w, j - 4);
+        *sc = (int)((lo & 0xF) | (byte_of(h.y, j - 4) >> 6) << 4);
+        *m = (int)((lo >> 4) | (byte_of(h.z, j - 4) >> 6) << 4);
+    }
+}
+
 /* Every type decode<> knows, as X(TYPE, BLOCK, ELEMS): the block's struct
  * and elements, what the launchers instantiate their kernels with. */
 #define CLV_CUDA_DECODED_TYPES(X)                                                                                  \
