@@ -316,23 +316,24 @@ static void cuda_moe(clv_context *ctx, float *dst, const float *x, const clv_lay
     int64_t n_tiles = clv_cuda_expert_tiles(off, n_expert, tiles);
     keep(g, clv_vram_to_device(s->moe_map, g->moe_map_host, (uint64_t)(2 * A + 3 * n_tiles) * sizeof(int32_t),
                                g->stream));
-    keep(g, clv_cuda_get_rows(CLV_TYPE_F32, x, (size_t)n_embd * sizeof(float), n_embd, n_tokens, s->moe_map, A,
-                              s->moe_x, 1.0f, g->stream));
     for (int64_t e = 0; e < n_expert; e++) used += off[e + 1] > off[e];
     if (n_embd % 32 == 0 && n_ff % 32 == 0 && n_tiles <= 65535) {
-        /* every expert's rows in one launch per matrix */
+        /* every expert's rows in one launch per matrix, gate and up reading
+         * the batch's rows through the grouping */
         const clv_cuda_expert_tile *td = (const clv_cuda_expert_tile *)(const void *)(s->moe_map + 2 * A);
         keep(g, clv_cuda_matmul_experts(gate->type, clv_gpu_weight(g, gate), (size_t)gate->row_bytes, n_embd, n_ff,
-                                        n_expert, td, n_tiles, s->moe_x, n_embd, s->moe_a, n_ff, g->stream));
+                                        n_expert, td, n_tiles, x, s->moe_map, n_embd, s->moe_a, n_ff, g->stream));
         keep(g, clv_cuda_matmul_experts(up->type, clv_gpu_weight(g, up), (size_t)up->row_bytes, n_embd, n_ff,
-                                        n_expert, td, n_tiles, s->moe_x, n_embd, s->moe_b, n_ff, g->stream));
+                                        n_expert, td, n_tiles, x, s->moe_map, n_embd, s->moe_b, n_ff, g->stream));
         keep(g, clv_cuda_glu(s->moe_a, s->moe_a, s->moe_b, A * n_ff, (clv_cuda_act)act, g->stream));
         keep(g, clv_cuda_matmul_experts(down->type, clv_gpu_weight(g, down), (size_t)down->row_bytes, n_ff, n_embd,
-                                        n_expert, td, n_tiles, s->moe_a, n_ff, s->moe_c, n_embd, g->stream));
+                                        n_expert, td, n_tiles, s->moe_a, NULL, n_ff, s->moe_c, n_embd, g->stream));
         keep(g, clv_cuda_moe_combine(dst, s->moe_c, s->moe_map + A, s->expert_w, n_tokens, k, n_embd, g->stream));
         for (int i = 0; i < 3; i++) ctx->weight_bytes_read += mats[i]->bytes / (uint64_t)n_expert * (uint64_t)used;
         return;
     }
+    keep(g, clv_cuda_get_rows(CLV_TYPE_F32, x, (size_t)n_embd * sizeof(float), n_embd, n_tokens, s->moe_map, A,
+                              s->moe_x, 1.0f, g->stream));
     for (int64_t e = 0; e < n_expert && !g->error; e++) {
         int64_t r0 = off[e], n = off[e + 1] - r0;
         if (n == 0) continue;

@@ -421,7 +421,7 @@ static void check_experts(int32_t type, int64_t n_in, int64_t n_out, size_t shif
     CUDA_OK(cudaMemcpy(d_w, w, total, cudaMemcpyHostToDevice));
     CUDA_OK(cudaMemcpy(d_x, x, sizeof(float) * (size_t)(A * n_in), cudaMemcpyHostToDevice));
     CUDA_OK(cudaMemcpy(d_t, tiles, sizeof(clv_cuda_expert_tile) * (size_t)n_tiles, cudaMemcpyHostToDevice));
-    CHECK_STATUS(clv_cuda_matmul_experts(type, d_w, (size_t)row_bytes, n_in, n_out, n_expert, d_t, n_tiles, d_x, n_in,
+    CHECK_STATUS(clv_cuda_matmul_experts(type, d_w, (size_t)row_bytes, n_in, n_out, n_expert, d_t, n_tiles, d_x, NULL, n_in,
                                          d_y, n_out, NULL),
                  CLV_OK);
     CUDA_OK(cudaMemcpy(y, d_y, sizeof(float) * (size_t)(A * n_out), cudaMemcpyDeviceToHost));
@@ -451,6 +451,27 @@ static void check_experts(int32_t type, int64_t n_in, int64_t n_out, size_t shif
     }
     printf("experts %-7s %lld x %lld, %lld rows in %lld tiles, weights at +%zu: worst error %.2e of S\n",
            clv_type_name(type), (long long)n_out, (long long)n_in, (long long)A, (long long)n_tiles, shift, worst);
+    /* Rows read through x_rows: X stored in reverse order, the same bits out. */
+    {
+        float *xr = malloc(sizeof(float) * (size_t)(A * n_in)), *y2 = malloc(sizeof(float) * (size_t)(A * n_out));
+        int32_t *map = malloc(sizeof(int32_t) * (size_t)A), *d_map = NULL;
+        for (int64_t t = 0; t < A; t++) {
+            memcpy(xr + (A - 1 - t) * n_in, x + t * n_in, sizeof(float) * (size_t)n_in);
+            map[t] = (int32_t)(A - 1 - t);
+        }
+        CUDA_OK(cudaMalloc((void **)&d_map, sizeof(int32_t) * (size_t)A));
+        CUDA_OK(cudaMemcpy(d_map, map, sizeof(int32_t) * (size_t)A, cudaMemcpyHostToDevice));
+        CUDA_OK(cudaMemcpy(d_x, xr, sizeof(float) * (size_t)(A * n_in), cudaMemcpyHostToDevice));
+        CHECK_STATUS(clv_cuda_matmul_experts(type, d_w, (size_t)row_bytes, n_in, n_out, n_expert, d_t, n_tiles, d_x,
+                                             d_map, n_in, d_y, n_out, NULL),
+                     CLV_OK);
+        CUDA_OK(cudaMemcpy(y2, d_y, sizeof(float) * (size_t)(A * n_out), cudaMemcpyDeviceToHost));
+        CHECK_MSG(!memcmp(y2, y, sizeof(float) * (size_t)(A * n_out)),
+                  "experts %s: rows read through x_rows must give the same bits", clv_type_name(type));
+        CUDA_OK(cudaMemcpy(d_x, x, sizeof(float) * (size_t)(A * n_in), cudaMemcpyHostToDevice));
+        cudaFree(d_map);
+        free(xr), free(y2), free(map);
+    }
     /* An id out of range: NaN in that tile's rows, the others as before. */
     {
         clv_cuda_expert_tile bad = tiles[0];
@@ -458,7 +479,7 @@ static void check_experts(int32_t type, int64_t n_in, int64_t n_out, size_t shif
         CUDA_OK(cudaMemcpy(d_t, &bad, sizeof bad, cudaMemcpyHostToDevice));
         float *y2 = malloc(sizeof(float) * (size_t)(A * n_out));
         CHECK_STATUS(clv_cuda_matmul_experts(type, d_w, (size_t)row_bytes, n_in, n_out, n_expert, d_t, n_tiles, d_x,
-                                             n_in, d_y, n_out, NULL),
+                                             NULL, n_in, d_y, n_out, NULL),
                      CLV_OK);
         CUDA_OK(cudaMemcpy(y2, d_y, sizeof(float) * (size_t)(A * n_out), cudaMemcpyDeviceToHost));
         int64_t r0 = tiles[0].row0, r1 = r0 + tiles[0].n_rows;
@@ -471,13 +492,13 @@ static void check_experts(int32_t type, int64_t n_in, int64_t n_out, size_t shif
         free(y2);
     }
     /* Refusals: n_in not a multiple of 32, short strides, no tiles pointer. */
-    CHECK_STATUS(clv_cuda_matmul_experts(CLV_TYPE_F32, d_w, 40, 10, n_out, n_expert, d_t, n_tiles, d_x, 10, d_y,
+    CHECK_STATUS(clv_cuda_matmul_experts(CLV_TYPE_F32, d_w, 40, 10, n_out, n_expert, d_t, n_tiles, d_x, NULL, 10, d_y,
                                          n_out, NULL),
                  CLV_ERR_ARG);
     CHECK_STATUS(clv_cuda_matmul_experts(type, d_w, (size_t)row_bytes, n_in, n_out, n_expert, d_t, n_tiles, d_x,
-                                         n_in - 1, d_y, n_out, NULL),
+                                         NULL, n_in - 1, d_y, n_out, NULL),
                  CLV_ERR_ARG);
-    CHECK_STATUS(clv_cuda_matmul_experts(type, d_w, (size_t)row_bytes, n_in, n_out, n_expert, NULL, n_tiles, d_x, n_in,
+    CHECK_STATUS(clv_cuda_matmul_experts(type, d_w, (size_t)row_bytes, n_in, n_out, n_expert, NULL, n_tiles, d_x, NULL, n_in,
                                          d_y, n_out, NULL),
                  CLV_ERR_ARG);
 done:

@@ -88,7 +88,7 @@ clv_status clv_cuda_matmul(clv_cuda_matmul_handle *h, int32_t type, const void *
  * every tile by its expert's matrix, decoding the weights on the fly (no
  * workspace), in TF32 on the tensor cores with FP32 accumulation: the same
  * reductions, and the same error bound, as clv_cuda_matmul. */
-#define CLV_CUDA_EXPERT_TILE_ROWS 32
+#define CLV_CUDA_EXPERT_TILE_ROWS 64
 
 typedef struct clv_cuda_expert_tile {
     int32_t expert;    /* which matrix */
@@ -115,7 +115,9 @@ static inline int64_t clv_cuda_expert_tiles(const int64_t *off, int64_t n_expert
 
 /* For each tile (device memory, n_tiles of them, at most 65535): rows
  * row0 .. row0 + n_rows - 1 of Y (ldy floats apart, n_out used) = those of
- * X (ldx apart, n_in used) times the transpose of matrix `expert` of W: a 3-D
+ * X (ldx apart, n_in used) times the transpose of matrix `expert` of W; with
+ * x_rows (device memory, may be NULL) row r of Y takes row x_rows[r] of X,
+ * so that the ungrouped batch needs no gathered copy. W is a 3-D
  * tensor of n_expert matrices of n_out rows of n_in elements of `type`,
  * row_bytes apart, each matrix n_out * row_bytes bytes after the last.
  * Runs asynchronously on stream. An expert id out of range is a bug and
@@ -125,7 +127,8 @@ static inline int64_t clv_cuda_expert_tiles(const int64_t *off, int64_t n_expert
  * pointers; CLV_ERR_DEVICE when the launch fails. */
 clv_status clv_cuda_matmul_experts(int32_t type, const void *w_dev, size_t row_bytes, int64_t n_in, int64_t n_out,
                                    int64_t n_expert, const clv_cuda_expert_tile *tiles_dev, int64_t n_tiles,
-                                   const float *x_dev, int64_t ldx, float *y_dev, int64_t ldy, void *stream);
+                                   const float *x_dev, const int32_t *x_rows_dev, int64_t ldx, float *y_dev,
+                                   int64_t ldy, void *stream);
 
 #ifdef __cplusplus
 }

@@ -1,20 +1,28 @@
 /* Routed experts of a prompt batch in one launch (cuda_matmul.h,
  * clv_cuda_matmul_experts): the batch's rows are grouped by expert, and
- * each block multiplies a tile of 32 rows of one expert's group by 128 rows
- * of that expert's matrix on the tensor cores (TF32, FP32 accumulation).
+ * each block multiplies a tile of up to 64 rows of one expert's group by
+ * 128 rows of that expert's matrix on the tensor cores (TF32, FP32
+ * accumulation, mma.sync m16n8k8).
  *
  * Per step of 32 inputs each thread decodes 16 consecutive weights of one
- * row with the reference's operations (decode.cuh) and copies 4 inputs of
- * one batch row, both rounded to TF32, into shared memory; each of the
- * eight warps multiplies a 32 x 16 piece of the output with WMMA
- * (m16n16k8). The shared tiles are double-buffered and the bytes of step
- * k + 1 are loaded before step k's products, so one barrier per step
- * suffices and the loads' latency hides behind the tensor cores. Weights
- * are decoded once per 32 rows of their expert. */
+ * row with the reference's operations (decode.cuh) and copies inputs of
+ * the batch, both rounded to TF32, into shared memory; each of the eight
+ * warps multiplies a 32 x (BN / 2) piece of the output. The shared tiles are
+ * double-buffered and the bytes of step k + 1 are loaded before step k's
+ * products, so one barrier per step suffices and the loads hide behind
+ * the tensor cores. Weights are decoded once per 64 rows of their expert:
+ * the decode, not the products, is what a step costs.
+ *
+ * Shared layout: a row of a tile is 32 floats in eight 16-byte chunks;
+ * chunk c of row r sits at c ^ swz(r), which keeps both the fragment loads
+ * (rows r, r + 1 in a phase) and the stores (8 consecutive rows) free of
+ * bank conflicts. A thread's 16-byte load of inputs 4t .. 4t + 3 of a
+ * 16-input group serves two k8 steps: the first pairs inputs 4t and
+ * 4t + 1 in its fragment slots t and t + 4, the second 4t + 2 and 4t + 3.
+ * The MMA sums over slots, so any pairing works that A and B share. */
 #include <stdint.h>
 
 #include <cuda_runtime.h>
-#include <mma.h>
 
 #include "cuda_matmul.h"
 #include "decode.cuh"
@@ -22,12 +30,18 @@
 #define BM 128 /* weight rows (outputs) per block */
 #define BN CLV_CUDA_EXPERT_TILE_ROWS /* batch rows per block */
 #define BK 32 /* inputs per step */
-#define LDS (BK + 4) /* shared row stride in floats: a multiple of 4 for WMMA, off the banks' period */
-#define LDC (BM + 4) /* the same for the output staging */
+#define LDC (BM + 4) /* output staging stride in floats: off the banks' period */
 #define THREADS 256
-#define STAGE ((BM + BN) * LDS) /* floats of one buffer: weights, then inputs */
+#define STAGE ((BM + BN) * BK) /* floats of one buffer: weights, then inputs */
 
-static_assert(BN == 32 && BM == 128 && BK == 32, "the thread and warp layouts below assume these");
+#ifndef MIN_BLOCKS
+#define MIN_BLOCKS 2 /* resident blocks per multiprocessor the registers must allow */
+#endif
+#define NJ (BN / 16) /* n8 fragments per warp: the warps split the rows in two */
+#define XC (8 * BN / THREADS) /* 16-byte chunks of inputs each thread copies per step */
+
+static_assert((BN == 32 || BN == 64) && BM == 128 && BK == 32, "the thread and warp layouts below assume these");
+static_assert(2 * STAGE * 4 <= 48 * 1024, "two stages fit static shared memory");
 static_assert(BN * LDC <= 2 * STAGE, "the output staging reuses the tiles' memory");
 
 namespace {
@@ -38,29 +52,57 @@ struct experts_args {
     int64_t n_in, n_out, n_expert;
     const clv_cuda_expert_tile *tiles;
     const float *x;
+    const int32_t *x_rows;
     int64_t ldx;
     float *y;
     int64_t ldy;
 };
 
+/* x rounded to TF32 (nearest, ties away), as cvt.rna.tf32.f32 does. */
+__device__ static inline float tf32(float x) {
+    uint32_t u;
+    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(u) : "f"(x));
+    return __uint_as_float(u);
+}
+
+/* The same for a finite x far from overflow, in two integer operations:
+ * add half a TF32 unit to the magnitude and cut. */
+__device__ static inline float tf32_finite(float x) {
+    return __uint_as_float((__float_as_uint(x) + 0x1000u) & 0xFFFFE000u);
+}
+
+/* An integer 0 <= q < 2^22 as a float, exactly, without the conversion
+ * unit: 2^23 + q has q in its mantissa. `bias` is subtracted with it. */
+__device__ static inline float small_int(uint32_t q, float bias) {
+    return __uint_as_float(0x4B000000u | q) - (8388608.0f + bias);
+}
+
 /* Sixteen consecutive weights k .. k + 15 of one row (k a multiple of 16,
  * so they share a block, and in K-quants a sub-block): load() fetches their
- * bytes into registers, to_float() decodes them exactly as decode<> does.
- * run16_any is every type's path (element by element, bytes read at
- * to_float); the others read each byte once, with vector loads where the
- * blocks' alignment allows. */
+ * bytes into registers, to_tf32() decodes them exactly as decode<> does and
+ * rounds them to TF32. run16_any is every type's path (element by element,
+ * bytes read at to_tf32); the others read each byte once, with vector
+ * loads where the blocks' alignment allows. Their scales come from fp16
+ * fields and small integers: finite scales give finite weights far from
+ * overflow, so the short rounding applies; other scales (a damaged file)
+ * take the full one and keep their NaN or infinity. */
 template <int TYPE, int ELEMS, int BYTES> struct run16_any {
     const uint8_t *row;
     int64_t k;
     __device__ void load(const uint8_t *r, int64_t k0) { row = r, k = k0; }
-    __device__ void to_float(float (&v)[16]) const {
+    __device__ void to_tf32(float (&v)[16]) const {
 #pragma unroll
         for (int e = 0; e < 16; e++) {
             int64_t i = k + e;
-            v[e] = decode<TYPE>(row + (size_t)(i / ELEMS) * BYTES, (int)(i % ELEMS));
+            v[e] = tf32(decode<TYPE>(row + (size_t)(i / ELEMS) * BYTES, (int)(i % ELEMS)));
         }
     }
 };
+
+__device__ static inline void round_all(float (&v)[16], bool finite) {
+#pragma unroll
+    for (int e = 0; e < 16; e++) v[e] = finite ? tf32_finite(v[e]) : tf32(v[e]);
+}
 
 /* Two-byte loads of 16 bytes at p (2-byte aligned) as four words. */
 __device__ static inline void ld16_u16(const uint8_t *p, uint32_t (&w)[4]) {
@@ -81,7 +123,7 @@ struct run16_q4_k {
         h = __ldg((const uint4 *)(const void *)b);
         q = __ldg((const uint4 *)(const void *)(b + offsetof(clv_block_q4_k, qs)) + 2 * (j / 2) + i % 32 / 16);
     }
-    __device__ void to_float(float (&v)[16]) const {
+    __device__ void to_tf32(float (&v)[16]) const {
         float d = clv_fp16_to_fp32((clv_fp16)(h.x & 0xFFFF)), dmin = clv_fp16_to_fp32((clv_fp16)(h.x >> 16));
         int sc, m;
         q4_k_scale_min(h, j, &sc, &m);
@@ -89,7 +131,9 @@ struct run16_q4_k {
         const uint32_t w[4] = {q.x, q.y, q.z, q.w};
         const int shift = (j & 1) * 4; /* odd sub-blocks are the high nibbles */
 #pragma unroll
-        for (int e = 0; e < 16; e++) v[e] = __fsub_rn(__fmul_rn(ds, (float)(w[e / 4] >> (8 * (e % 4) + shift) & 0xF)), dm);
+        for (int e = 0; e < 16; e++)
+            v[e] = __fsub_rn(__fmul_rn(ds, small_int(w[e / 4] >> (8 * (e % 4) + shift) & 0xF, 0.0f)), dm);
+        round_all(v, isfinite(ds) && isfinite(dm));
     }
 };
 
@@ -107,7 +151,7 @@ struct run16_q5_k {
         qh = __ldg((const uint4 *)(const void *)(b + offsetof(clv_block_q5_k, qh)) + i % 32 / 16);
         q = __ldg((const uint4 *)(const void *)(b + offsetof(clv_block_q5_k, qs)) + 2 * (j / 2) + i % 32 / 16);
     }
-    __device__ void to_float(float (&v)[16]) const {
+    __device__ void to_tf32(float (&v)[16]) const {
         float d = clv_fp16_to_fp32((clv_fp16)(h.x & 0xFFFF)), dmin = clv_fp16_to_fp32((clv_fp16)(h.x >> 16));
         int sc, m;
         q4_k_scale_min(h, j, &sc, &m);
@@ -117,13 +161,29 @@ struct run16_q5_k {
 #pragma unroll
         for (int e = 0; e < 16; e++) {
             uint32_t lo = w[e / 4] >> (8 * (e % 4) + shift) & 0xF, hi = hb[e / 4] >> (8 * (e % 4) + j) & 1;
-            v[e] = __fsub_rn(__fmul_rn(ds, (float)(lo | hi << 4)), dm);
+            v[e] = __fsub_rn(__fmul_rn(ds, small_int(lo | hi << 4, 0.0f)), dm);
         }
+        round_all(v, isfinite(ds) && isfinite(dm));
     }
 };
 
-/* Q6_K, blocks 2-byte aligned (210-byte blocks are no more). */
-struct run16_q6_k {
+/* 16 bytes at p as four words, from five aligned 4-byte loads at p
+ * rounded down: p is 2-byte aligned and the 4 bytes before or after the run
+ * belong to the same block (Q6_K's ql and qh runs). */
+__device__ static inline void ld16_words(const uint8_t *p, uint32_t (&w)[4]) {
+    const uint32_t *a = (const uint32_t *)(const void *)((uintptr_t)p & ~(uintptr_t)3);
+    const uint32_t shift = 8u * (uint32_t)((uintptr_t)p & 3);
+    uint32_t v[5];
+#pragma unroll
+    for (int n = 0; n < 5; n++) v[n] = __ldg(a + n);
+#pragma unroll
+    for (int n = 0; n < 4; n++) w[n] = __funnelshift_r(v[n], v[n + 1], shift);
+}
+
+/* Q6_K, blocks 2-byte aligned (210-byte blocks are no more); WORDS: the
+ * tensor starts 4-byte aligned, so a block at 2 mod 4 is never its first
+ * and word loads may reach 2 bytes before a run. */
+template <bool WORDS> struct run16_q6_k {
     static_assert(offsetof(clv_block_q6_k, qh) == 128 && offsetof(clv_block_q6_k, scales) == 192 &&
                       offsetof(clv_block_q6_k, d) == 208,
                   "Q6_K layout is ql, qh, scales, d");
@@ -134,19 +194,27 @@ struct run16_q6_k {
         const uint8_t *b = r + (size_t)(k0 / CLV_QK_K) * sizeof(clv_block_q6_k);
         int i = (int)(k0 % CLV_QK_K), half = i / 128, l0 = i % 32;
         g = i % 128 / 32;
-        ld16_u16(b + offsetof(clv_block_q6_k, ql) + 64 * half + 32 * (g % 2) + l0, ql);
-        ld16_u16(b + offsetof(clv_block_q6_k, qh) + 32 * half + l0, qh);
+        const uint8_t *pl = b + offsetof(clv_block_q6_k, ql) + 64 * half + 32 * (g % 2) + l0;
+        const uint8_t *ph = b + offsetof(clv_block_q6_k, qh) + 32 * half + l0;
+        if constexpr (WORDS) {
+            ld16_words(pl, ql);
+            ld16_words(ph, qh);
+        } else {
+            ld16_u16(pl, ql);
+            ld16_u16(ph, qh);
+        }
         sc = (int8_t)__ldg(b + offsetof(clv_block_q6_k, scales) + i / 16);
         d = __ldg((const uint16_t *)(const void *)(b + offsetof(clv_block_q6_k, d)));
     }
-    __device__ void to_float(float (&v)[16]) const {
+    __device__ void to_tf32(float (&v)[16]) const {
         float dsc = __fmul_rn(clv_fp16_to_fp32((clv_fp16)d), (float)sc);
         const int lo_shift = g < 2 ? 0 : 4, hi_shift = 2 * g;
 #pragma unroll
         for (int e = 0; e < 16; e++) {
-            int lo = (int)(ql[e / 4] >> (8 * (e % 4) + lo_shift) & 0xF), hi = (int)(qh[e / 4] >> (8 * (e % 4) + hi_shift) & 3);
-            v[e] = __fmul_rn(dsc, (float)((lo | hi << 4) - 32));
+            uint32_t lo = ql[e / 4] >> (8 * (e % 4) + lo_shift) & 0xF, hi = qh[e / 4] >> (8 * (e % 4) + hi_shift) & 3;
+            v[e] = __fmul_rn(dsc, small_int(lo | hi << 4, 32.0f));
         }
+        round_all(v, isfinite(dsc));
     }
 };
 
@@ -159,18 +227,30 @@ struct run16_q8_0 {
         ld16_u16(b + offsetof(clv_block_q8_0, qs) + k0 % CLV_QK, q);
         d = __ldg((const uint16_t *)(const void *)(b + offsetof(clv_block_q8_0, d)));
     }
-    __device__ void to_float(float (&v)[16]) const {
+    __device__ void to_tf32(float (&v)[16]) const {
         float dd = clv_fp16_to_fp32((clv_fp16)d);
 #pragma unroll
-        for (int e = 0; e < 16; e++) v[e] = __fmul_rn((float)(int8_t)(q[e / 4] >> (8 * (e % 4)) & 0xFF), dd);
+        for (int e = 0; e < 16; e++) /* the int8 as an offset-binary byte: q + 128 */
+            v[e] = __fmul_rn(small_int((q[e / 4] >> (8 * (e % 4)) & 0xFF) ^ 0x80, 128.0f), dd);
+        round_all(v, isfinite(dd));
     }
 };
 
+/* Where logical 16-byte chunk c of tile row r sits (in floats). */
+__device__ static inline int chunk_at(int r, int c) { return r * BK + 4 * (c ^ (((r & 1) << 2) | ((r >> 1) & 3))); }
+
+__device__ static inline void mma_tf32(float (&d)[4], float a0, float a1, float a2, float a3, float b0, float b1) {
+    asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(__float_as_uint(a0)), "r"(__float_as_uint(a1)), "r"(__float_as_uint(a2)),
+                   "r"(__float_as_uint(a3)), "r"(__float_as_uint(b0)), "r"(__float_as_uint(b1)));
+}
+
 /* Grid: x = block of BM outputs, y = tile. */
-template <typename RUN> __global__ void __launch_bounds__(THREADS) experts_kernel(experts_args a) {
+template <typename RUN> __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) experts_kernel(experts_args a) {
 #if __CUDA_ARCH__ >= 800
-    using namespace nvcuda;
-    __shared__ __align__(32) float smem[2 * STAGE];
+    __shared__ __align__(16) float smem[2 * STAGE];
     const clv_cuda_expert_tile tile = a.tiles[blockIdx.y];
     const int64_t m0 = (int64_t)blockIdx.x * BM;
     if (tile.expert < 0 || tile.expert >= a.n_expert) { /* a bug upstream: NaN, not a stray read */
@@ -181,41 +261,54 @@ template <typename RUN> __global__ void __launch_bounds__(THREADS) experts_kerne
         return;
     }
     const uint8_t *w = a.w + (size_t)tile.expert * a.expert_bytes;
-    const int warp = threadIdx.x >> 5;
-    const int wm = warp & 3, wn = warp >> 2; /* the warp's piece: outputs 32 wm .. + 31, rows 16 wn .. + 15 */
-    wmma::fragment<wmma::accumulator, 16, 16, 8, float> acc[2];
-    wmma::fill_fragment(acc[0], 0.0f);
-    wmma::fill_fragment(acc[1], 0.0f);
-    /* Each thread decodes 16 consecutive inputs of one weight row and copies 4 of one batch row. */
-    const int wr = threadIdx.x >> 1, wk = (threadIdx.x & 1) * 16;
-    const int xr = threadIdx.x >> 3, xk = (threadIdx.x & 7) * 4;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    const int wm = warp & 3, wn = warp >> 2; /* the warp's piece: outputs 32 wm .. + 31, rows 8 NJ wn .. */
+    const bool w_mma = 8 * NJ * wn < tile.n_rows; /* warps past a short tile's rows skip the products */
+    float acc[2][NJ][4];
+#pragma unroll
+    for (int i = 0; i < 2; i++)
+#pragma unroll
+        for (int j = 0; j < NJ; j++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) acc[i][j][e] = 0.0f;
+    /* Each thread decodes 16 consecutive inputs (chunks 4 wh .. 4 wh + 3) of
+     * weight row wr and copies chunks xc, xc + THREADS / BN, .. of batch row xr. */
+    const int wr = threadIdx.x & (BM - 1), wh = threadIdx.x / BM;
+    const int xr = threadIdx.x & (BN - 1), xc = threadIdx.x / BN;
+    const bool x_vec = ((uintptr_t)a.x | (uintptr_t)(a.ldx * 4)) % 16 == 0; /* float4 loads of x */
     const bool w_live = m0 + wr < a.n_out, x_live = xr < tile.n_rows;
     const uint8_t *wrow = w + (size_t)(w_live ? m0 + wr : 0) * a.row_bytes;
-    const float *xrow = a.x + (size_t)(tile.row0 + (x_live ? xr : 0)) * (size_t)a.ldx;
+    const int64_t xi = tile.row0 + (x_live ? xr : 0);
+    const float *xrow = a.x + (size_t)(a.x_rows ? __ldg(a.x_rows + xi) : xi) * (size_t)a.ldx;
     RUN run;
-    float xv[4];
+    float4 xv[XC];
     auto fetch = [&](int64_t k0) {
-        if (w_live) run.load(wrow, k0 + wk);
+        if (w_live) run.load(wrow, k0 + 16 * wh);
 #pragma unroll
-        for (int e = 0; e < 4; e++) xv[e] = x_live ? __ldg(xrow + k0 + xk + e) : 0.0f;
+        for (int c = 0; c < XC; c++) {
+            const float *src = xrow + k0 + 4 * (xc + THREADS / BN * c);
+            xv[c] = x_live ? (x_vec ? __ldg((const float4 *)(const void *)src)
+                                    : make_float4(__ldg(src), __ldg(src + 1), __ldg(src + 2), __ldg(src + 3)))
+                           : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        }
     };
     auto put = [&](float *buf) {
         float v[16];
         if (w_live) {
-            run.to_float(v);
+            run.to_tf32(v);
         } else {
 #pragma unroll
             for (int e = 0; e < 16; e++) v[e] = 0.0f;
         }
-        float4 *wd = (float4 *)(void *)(buf + wr * LDS + wk);
 #pragma unroll
-        for (int e = 0; e < 4; e++) {
-            wd[e] = make_float4(wmma::__float_to_tf32(v[4 * e]), wmma::__float_to_tf32(v[4 * e + 1]),
-                                wmma::__float_to_tf32(v[4 * e + 2]), wmma::__float_to_tf32(v[4 * e + 3]));
-        }
-        *(float4 *)(void *)(buf + BM * LDS + xr * LDS + xk) =
-            make_float4(wmma::__float_to_tf32(xv[0]), wmma::__float_to_tf32(xv[1]), wmma::__float_to_tf32(xv[2]),
-                        wmma::__float_to_tf32(xv[3]));
+        for (int c = 0; c < 4; c++)
+            *(float4 *)(void *)(buf + chunk_at(wr, 4 * wh + c)) =
+                make_float4(v[4 * c], v[4 * c + 1], v[4 * c + 2], v[4 * c + 3]);
+        float *xs = buf + BM * BK;
+#pragma unroll
+        for (int c = 0; c < XC; c++)
+            *(float4 *)(void *)(xs + chunk_at(xr, xc + THREADS / BN * c)) =
+                make_float4(tf32(xv[c].x), tf32(xv[c].y), tf32(xv[c].z), tf32(xv[c].w));
     };
     fetch(0);
     put(smem);
@@ -224,17 +317,27 @@ template <typename RUN> __global__ void __launch_bounds__(THREADS) experts_kerne
     for (int64_t k0 = 0; k0 < a.n_in; k0 += BK, p ^= 1) {
         const bool more = k0 + BK < a.n_in;
         if (more) fetch(k0 + BK); /* in flight during the products below */
-        const float *ws = smem + p * STAGE, *xs = ws + BM * LDS;
+        const float *ws = smem + p * STAGE, *xs = ws + BM * BK;
+        if (w_mma) {
 #pragma unroll
-        for (int kk = 0; kk < BK; kk += 8) {
-            /* already TF32: the stores above rounded them */
-            wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::col_major> fb;
-            wmma::load_matrix_sync(fb, xs + (16 * wn) * LDS + kk, LDS);
+            for (int c = 0; c < 2; c++) { /* 16 inputs: two k8 steps */
+                float4 fa[2][2], fb[NJ];
 #pragma unroll
-            for (int f = 0; f < 2; f++) {
-                wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> fa;
-                wmma::load_matrix_sync(fa, ws + (32 * wm + 16 * f) * LDS + kk, LDS);
-                wmma::mma_sync(acc[f], fa, fb, acc[f]);
+                for (int i = 0; i < 2; i++) {
+                    int r = 32 * wm + 16 * i + g;
+                    fa[i][0] = *(const float4 *)(const void *)(ws + chunk_at(r, 4 * c + t));
+                    fa[i][1] = *(const float4 *)(const void *)(ws + chunk_at(r + 8, 4 * c + t));
+                }
+#pragma unroll
+                for (int j = 0; j < NJ; j++)
+                    fb[j] = *(const float4 *)(const void *)(xs + chunk_at(8 * NJ * wn + 8 * j + g, 4 * c + t));
+#pragma unroll
+                for (int i = 0; i < 2; i++)
+#pragma unroll
+                    for (int j = 0; j < NJ; j++) {
+                        mma_tf32(acc[i][j], fa[i][0].x, fa[i][1].x, fa[i][0].y, fa[i][1].y, fb[j].x, fb[j].y);
+                        mma_tf32(acc[i][j], fa[i][0].z, fa[i][1].z, fa[i][0].w, fa[i][1].w, fb[j].z, fb[j].w);
+                    }
             }
         }
         if (more) put(smem + (p ^ 1) * STAGE); /* last read a step ago, before the barrier below */
@@ -244,12 +347,19 @@ template <typename RUN> __global__ void __launch_bounds__(THREADS) experts_kerne
      * freed the tiles), then write it along outputs. */
     float *cs = smem;
 #pragma unroll
-    for (int f = 0; f < 2; f++)
-        wmma::store_matrix_sync(cs + (16 * wn) * LDC + 32 * wm + 16 * f, acc[f], LDC, wmma::mem_col_major);
+    for (int i = 0; i < 2; i++)
+#pragma unroll
+        for (int j = 0; j < NJ; j++) {
+            int m = 32 * wm + 16 * i + g, n = 8 * NJ * wn + 8 * j + 2 * t;
+            cs[n * LDC + m] = acc[i][j][0];
+            cs[(n + 1) * LDC + m] = acc[i][j][1];
+            cs[n * LDC + m + 8] = acc[i][j][2];
+            cs[(n + 1) * LDC + m + 8] = acc[i][j][3];
+        }
     __syncthreads();
     for (int i = threadIdx.x; i < BM * BN; i += THREADS) {
-        int64_t r = i % BM, t = i / BM;
-        if (m0 + r < a.n_out && t < tile.n_rows) a.y[(tile.row0 + t) * a.ldy + m0 + r] = cs[t * LDC + r];
+        int64_t r = i % BM, n = i / BM;
+        if (m0 + r < a.n_out && n < tile.n_rows) a.y[(tile.row0 + n) * a.ldy + m0 + r] = cs[n * LDC + r];
     }
 #endif
 }
@@ -277,8 +387,8 @@ bool device_has_tf32(void) {
 
 extern "C" clv_status clv_cuda_matmul_experts(int32_t type, const void *w_dev, size_t row_bytes, int64_t n_in,
                                               int64_t n_out, int64_t n_expert, const clv_cuda_expert_tile *tiles_dev,
-                                              int64_t n_tiles, const float *x_dev, int64_t ldx, float *y_dev,
-                                              int64_t ldy, void *stream) {
+                                              int64_t n_tiles, const float *x_dev, const int32_t *x_rows_dev,
+                                              int64_t ldx, float *y_dev, int64_t ldy, void *stream) {
     if (!clv_type_can_dequantize(type)) {
         return clv_fail(CLV_ERR_UNSUPPORTED, "CUDA expert matmul: type %s (%d) is not supported", clv_type_name(type),
                         (int)type);
@@ -298,7 +408,7 @@ extern "C" clv_status clv_cuda_matmul_experts(int32_t type, const void *w_dev, s
         return clv_fail(CLV_ERR_UNSUPPORTED, "CUDA expert matmul: the device has no TF32 tensor cores (compute 8.0+)");
     }
     experts_args a = {(const uint8_t *)w_dev, row_bytes, row_bytes * (size_t)n_out, n_in, n_out, n_expert, tiles_dev,
-                      x_dev, ldx, y_dev, ldy};
+                      x_dev, x_rows_dev, ldx, y_dev, ldy};
     cudaStream_t s = (cudaStream_t)stream;
     /* Blocks aligned for a type's own loads take them; any other layout
      * decodes element by element. */
@@ -308,7 +418,8 @@ extern "C" clv_status clv_cuda_matmul_experts(int32_t type, const void *w_dev, s
     } else if (type == CLV_TYPE_Q5_K && align % 16 == 0) {
         launch<run16_q5_k>(a, n_tiles, s);
     } else if (type == CLV_TYPE_Q6_K && align % 2 == 0) {
-        launch<run16_q6_k>(a, n_tiles, s);
+        if ((uintptr_t)w_dev % 4 == 0) launch<run16_q6_k<true>>(a, n_tiles, s);
+        else launch<run16_q6_k<false>>(a, n_tiles, s);
     } else if (type == CLV_TYPE_Q8_0 && align % 2 == 0) {
         launch<run16_q8_0>(a, n_tiles, s);
     } else {
