@@ -122,7 +122,7 @@ clv_status clv_predictor_set_create(const clv_profile *p, clv_predictor_set **ou
 
 bool clv_predictor_weight_type_ok(int32_t type, int64_t n_embd, int64_t rank) {
     if (type == CLV_TYPE_F16) return true;
-    if (type != CLV_TYPE_Q8_0) return false;
+    if (type != CLV_TYPE_Q8_0 && type != CLV_TYPE_Q4_0) return false;
     int64_t blk = clv_type_get(type)->block_elems;
     return n_embd % blk == 0 && rank % blk == 0;
 }
@@ -137,11 +137,11 @@ clv_status clv_predictor_layer_alloc(clv_predictor_set *s, int64_t il, int64_t r
     int64_t d = s->n_embd, f = L->n_ff;
     if (!clv_predictor_weight_type_ok(wtype, d, rank)) {
         return clv_fail(CLV_ERR_ARG,
-                        "layer %lld: predictor weights of type %s need F16, or Q8_0 with n_embd (%lld) and the "
+                        "layer %lld: predictor weights of type %s need F16, or Q8_0 or Q4_0 with n_embd (%lld) and the "
                         "rank (%lld) multiples of 32",
                         (long long)il, clv_type_name(wtype), (long long)d, (long long)rank);
     }
-    /* w1, w2 (F16 or Q8_0 rows), then b1, b2, x_mean, x_inv_sd (float, 64-byte aligned). */
+    /* w1, w2 (F16, Q8_0 or Q4_0 rows), then b1, b2, x_mean, x_inv_sd (float, 64-byte aligned). */
     uint64_t w1_row = 0, w2_row = 0;
     clv_type_bytes(wtype, d, &w1_row);
     clv_type_bytes(wtype, rank, &w2_row);

@@ -80,10 +80,11 @@ typedef struct clv_predictor_train_params {
     float holdout;        /* share of samples (the last ones) held out (default 0.15) */
     uint64_t seed;        /* initialisation and shuffling (default 1) */
     int n_threads;        /* 0: one per physical core */
-    int32_t weight_type;  /* CLV_TYPE_Q8_0 or CLV_TYPE_F16 for w1 and w2; -1 (default):
-                             Q8_0 where the shapes allow it, else F16. Q8_0 halves
-                             what the engine reads per token; the logit threshold is
-                             tuned after rounding, so recall holds either way. */
+    int32_t weight_type;  /* CLV_TYPE_Q4_0, CLV_TYPE_Q8_0 or CLV_TYPE_F16 for w1 and
+                             w2; -1 (default): Q4_0 where the shapes allow it, else
+                             F16. Each halves what the engine reads per token against
+                             the next; the logit threshold is tuned after rounding,
+                             so recall holds for any of them. */
 } clv_predictor_train_params;
 
 clv_predictor_train_params clv_predictor_train_default_params(void);
@@ -112,7 +113,7 @@ clv_status clv_predictor_train(const clv_profile *p, const clv_predictor_train_p
 clv_status clv_predictor_set_create(const clv_profile *p, clv_predictor_set **out);
 
 /* Whether w1 and w2 of a predictor of this shape can be stored as `type`:
- * F16 always, Q8_0 when n_embd and rank are whole blocks (32). */
+ * F16 always, Q8_0 and Q4_0 when n_embd and rank are whole blocks (32). */
 bool clv_predictor_weight_type_ok(int32_t type, int64_t n_embd, int64_t rank);
 
 /* Gives layer il a zero predictor of this rank with weights of wtype

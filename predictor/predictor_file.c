@@ -175,11 +175,12 @@ static bool fp16_finite(const uint16_t *h, uint64_t n) {
     return true;
 }
 
-/* Every value of a predictor weight finite: F16 elements, or Q8_0's
- * per-block F16 scales (the int8 values always are). */
+/* Every value of a predictor weight finite: F16 elements, or the per-block
+ * F16 scales of Q8_0 and Q4_0 (first in their blocks; the integer values
+ * always are). */
 static bool weight_finite(const clv_weight *w) {
     if (w->type == CLV_TYPE_F16) return fp16_finite(w->data, (uint64_t)(w->ne[0] * w->ne[1]));
-    CLV_ASSERT(w->type == CLV_TYPE_Q8_0);
+    CLV_ASSERT(w->type == CLV_TYPE_Q8_0 || w->type == CLV_TYPE_Q4_0);
     const uint8_t *p = w->data;
     const clv_type_info *ti = clv_type_get(w->type);
     uint64_t n_blocks = w->bytes / (uint64_t)ti->block_bytes;
@@ -291,7 +292,7 @@ static clv_status load_from(const clv_gguf *g, const char *path, clv_predictor_s
                 goto fail;
             }
             if (!clv_predictor_weight_type_ok(t1->type, n_embd, rank[il])) {
-                st = clv_fail(CLV_ERR_FORMAT, "%s: tensor '%s' is %s; predictor weights are F16, or Q8_0 for "
+                st = clv_fail(CLV_ERR_FORMAT, "%s: tensor '%s' is %s; predictor weights are F16, or Q8_0 or Q4_0 for "
                                               "shapes of whole blocks",
                               path, tn, clv_type_name(t1->type));
                 goto fail;

@@ -531,8 +531,10 @@ clv_status clv_predictor_train(const clv_profile *p, const clv_predictor_train_p
                                clv_predictor_progress_fn progress, void *user, clv_predictor_set **out) {
     *out = NULL;
     clv_predictor_train_params prm = params ? *params : clv_predictor_train_default_params();
-    if (prm.weight_type >= 0 && prm.weight_type != CLV_TYPE_F16 && prm.weight_type != CLV_TYPE_Q8_0) {
-        return clv_fail(CLV_ERR_ARG, "predictor weights can be F16 or Q8_0, not %s", clv_type_name(prm.weight_type));
+    if (prm.weight_type >= 0 && prm.weight_type != CLV_TYPE_F16 && prm.weight_type != CLV_TYPE_Q8_0 &&
+        prm.weight_type != CLV_TYPE_Q4_0) {
+        return clv_fail(CLV_ERR_ARG, "predictor weights can be F16, Q8_0 or Q4_0, not %s",
+                        clv_type_name(prm.weight_type));
     }
     if (!(prm.target_recall > 0 && prm.target_recall <= 1)) {
         return clv_fail(CLV_ERR_ARG, "target recall %g is not in (0, 1]", (double)prm.target_recall);
@@ -568,7 +570,7 @@ clv_status clv_predictor_train(const clv_profile *p, const clv_predictor_train_p
         int64_t rank = prm.rank > 0 ? prm.rank : clv_predictor_auto_rank(p, il);
         if (rank <= 0) rank = 32 < p->n_embd ? 32 : p->n_embd;
         int32_t wtype = prm.weight_type;
-        if (wtype < 0) wtype = clv_predictor_weight_type_ok(CLV_TYPE_Q8_0, p->n_embd, rank) ? CLV_TYPE_Q8_0 : CLV_TYPE_F16;
+        if (wtype < 0) wtype = clv_predictor_weight_type_ok(CLV_TYPE_Q4_0, p->n_embd, rank) ? CLV_TYPE_Q4_0 : CLV_TYPE_F16;
         st = clv_predictor_layer_alloc(s, il, rank, wtype);
         if (!st) st = train_layer(s, il, pl, &prm, pool, progress, user);
         if (st) clv_error_prefix("layer %lld: ", (long long)il);

@@ -25,7 +25,7 @@
  *  (g) when SmolLM2-135M is cached: (c), (d), (f) on a real model with 2
  *      threads and 8-bit transposed down rows;
  *  (h) per-token top-k (threshold 0, keep 0.5 and 0.25, with and without a
- *      predictor, F16 and Q8_0): every layer's FFN through sparse decode and the masked
+ *      predictor, F16, Q4_0 and Q8_0): every layer's FFN through sparse decode and the masked
  *      batch against float64 over exactly the neurons top-k keeps, ties to
  *      the lower index, as in (c); a bad keep share is refused.
  *
@@ -414,8 +414,8 @@ typedef struct rand_predictor {
     clv_neuron_predictor p[CLV_MAX_LAYERS];
 } rand_predictor;
 
-/* Random weights of `type` (F16, or Q8_0 quantized from random floats:
- * what trained predictor files hold). */
+/* Random weights of `type` (F16, or Q4_0 / Q8_0 quantized from random
+ * floats: what trained predictor files hold). */
 static void rand_weight(clv_weight *w, uint16_t **data, int32_t type, int64_t ne0, int64_t ne1, float scale) {
     uint64_t row_bytes = 0;
     clv_type_bytes(type, ne0, &row_bytes);
@@ -767,13 +767,16 @@ static void check_top_k(const char *name) {
         rand_predictor *rp = make_predictor(m, 16, 0.8f);
         check_layers(m, name, thr, keep, rp->p, prompt, n_prompt);
         free_predictor(m, rp);
-        /* Q8_0, as trained files hold them: decode sums the transposed w2
-         * over the non-zero hidden units (clv_sparse_layer.pred_w2t) */
+        /* Q4_0 and Q8_0, as trained files hold them: the engine's block
+         * matvec over the hidden layer quantized to 8 bits */
         if (m->hp.n_embd % 32 == 0) {
-            rp = make_predictor_typed(m, 32, 0.8f, CLV_TYPE_Q8_0);
-            printf("    Q8_0 predictor:\n");
-            check_layers(m, name, thr, keep, rp->p, prompt, n_prompt);
-            free_predictor(m, rp);
+            const int32_t types[] = {CLV_TYPE_Q4_0, CLV_TYPE_Q8_0};
+            for (int k = 0; k < 2; k++) {
+                rp = make_predictor_typed(m, 32, 0.8f, types[k]);
+                printf("    %s predictor:\n", clv_type_name(types[k]));
+                check_layers(m, name, thr, keep, rp->p, prompt, n_prompt);
+                free_predictor(m, rp);
+            }
         }
     }
     check_guard(m, name, thr, keep);

@@ -37,7 +37,8 @@ static void usage(FILE *f) {
             "  -o, --output FILE       the predictor file to write (train)\n"
             "  --recall R              target recall in (0, 1] (default 0.99)\n"
             "  --rank auto|N           rank of every layer (default auto: from the profile)\n"
-            "  --weights auto|q8_0|f16 predictor weight type (default auto: Q8_0 where n_embd\n"
+            "  --weights auto|q8_0|q4_0|f16\n"
+            "                          predictor weight type (default auto: Q4_0 where n_embd\n"
             "                          and the rank are multiples of 32, else F16)\n"
             "  --epochs N              passes over the samples (default 12)\n"
             "  --lr X                  Adam step size (default 0.002)\n"
@@ -232,6 +233,7 @@ int clv_cmd_predictor(int argc, char **argv) {
             const char *v = argv[++i];
             if (!strcmp(v, "auto")) tp.weight_type = -1;
             else if (!strcmp(v, "q8_0") || !strcmp(v, "Q8_0")) tp.weight_type = CLV_TYPE_Q8_0;
+            else if (!strcmp(v, "q4_0") || !strcmp(v, "Q4_0")) tp.weight_type = CLV_TYPE_Q4_0;
             else if (!strcmp(v, "f16") || !strcmp(v, "F16")) tp.weight_type = CLV_TYPE_F16;
             else goto bad_value;
         } else if (!strcmp(a, "--epochs") && has) {
