@@ -84,17 +84,22 @@ static bool predictor_trusted(const clv_neuron_predictor *p, int32_t pos, const 
 
 /* --- per-token top-k (top_k.h) --------------------------------------------------------- */
 
-/* The same on a list of (id, h) in id order, compacted; returns its new length. */
+/* The same on a list of (id, h) in id order, compacted; returns its new
+ * length. Without branches: about half the entries are kept, in no pattern a
+ * predictor could learn, and a mispredicted branch per entry cost more than
+ * the copies (perf: the loop was most of the sparse FFN's own time). */
 static int64_t keep_top_list(int32_t *ids, float *h, int64_t n, int64_t k, float *scratch) {
     if (k >= n) return n;
     int64_t ties, m = 0;
     float t = clv_top_k_abs(h, n, k, scratch, &ties);
     for (int64_t i = 0; i < n; i++) {
-        float a = fabsf(h[i]);
-        if (a > t || (a == t && ties-- > 0)) {
-            ids[m] = ids[i];
-            h[m++] = h[i];
-        }
+        float v = h[i], a = fabsf(v);
+        int64_t gt = a > t, eq = a == t;
+        int64_t take = gt | (eq & (ties > 0)); /* the first `ties` entries equal to t */
+        ties -= eq;
+        ids[m] = ids[i]; /* m <= i: read before written */
+        h[m] = v;
+        m += take;
     }
     return m;
 }
