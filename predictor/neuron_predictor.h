@@ -97,7 +97,7 @@ typedef void (*clv_predictor_progress_fn)(void *user, int64_t layer, int64_t n_l
 /* The rank rule: n90 / 4 rounded up to a multiple of 32, where n90 is the
  * number of most-active neurons that together account for 90% of the layer's
  * activations; clamped to [32, min(1024, n_embd)] and so that the predictor
- * costs at most a fifteenth of the dense FFN's multiply-adds. 0 when the layer
+ * costs at most a thirtieth of the dense FFN's multiply-adds. 0 when the layer
  * has no dense FFN or no counts. */
 int64_t clv_predictor_auto_rank(const clv_profile *p, int64_t il);
 
