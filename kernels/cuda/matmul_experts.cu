@@ -34,9 +34,7 @@
 #define THREADS 256
 #define STAGE ((BM + BN) * BK) /* floats of one buffer: weights, then inputs */
 
-#ifndef MIN_BLOCKS
 #define MIN_BLOCKS 2 /* resident blocks per multiprocessor the registers must allow */
-#endif
 #define NJ (BN / 16) /* n8 fragments per warp: the warps split the rows in two */
 #define XC (8 * BN / THREADS) /* 16-byte chunks of inputs each thread copies per step */
 
@@ -111,6 +109,16 @@ __device__ static inline void ld16_u16(const uint8_t *p, uint32_t (&w)[4]) {
     for (int n = 0; n < 4; n++) w[n] = (uint32_t)__ldg(h + 2 * n) | (uint32_t)__ldg(h + 2 * n + 1) << 16;
 }
 
+/* d * scale and dmin * min of sub-block j of a Q4_K or Q5_K block whose
+ * header is h, as decode<> computes them. */
+__device__ static inline void k_sub_scales(uint4 h, int j, float *ds, float *dm) {
+    float d = clv_fp16_to_fp32((clv_fp16)(h.x & 0xFFFF)), dmin = clv_fp16_to_fp32((clv_fp16)(h.x >> 16));
+    int sc, m;
+    q4_k_scale_min(h, j, &sc, &m);
+    *ds = __fmul_rn(d, (float)sc);
+    *dm = __fmul_rn(dmin, (float)m);
+}
+
 /* Q4_K, blocks 16-byte aligned: the header and one 16-byte run of quants. */
 struct run16_q4_k {
     static_assert(offsetof(clv_block_q4_k, qs) == 16, "Q4_K header is d, dmin, 12 scale bytes");
@@ -124,10 +132,8 @@ struct run16_q4_k {
         q = __ldg((const uint4 *)(const void *)(b + offsetof(clv_block_q4_k, qs)) + 2 * (j / 2) + i % 32 / 16);
     }
     __device__ void to_tf32(float (&v)[16]) const {
-        float d = clv_fp16_to_fp32((clv_fp16)(h.x & 0xFFFF)), dmin = clv_fp16_to_fp32((clv_fp16)(h.x >> 16));
-        int sc, m;
-        q4_k_scale_min(h, j, &sc, &m);
-        float ds = __fmul_rn(d, (float)sc), dm = __fmul_rn(dmin, (float)m);
+        float ds, dm;
+        k_sub_scales(h, j, &ds, &dm);
         const uint32_t w[4] = {q.x, q.y, q.z, q.w};
         const int shift = (j & 1) * 4; /* odd sub-blocks are the high nibbles */
 #pragma unroll
@@ -152,10 +158,8 @@ struct run16_q5_k {
         q = __ldg((const uint4 *)(const void *)(b + offsetof(clv_block_q5_k, qs)) + 2 * (j / 2) + i % 32 / 16);
     }
     __device__ void to_tf32(float (&v)[16]) const {
-        float d = clv_fp16_to_fp32((clv_fp16)(h.x & 0xFFFF)), dmin = clv_fp16_to_fp32((clv_fp16)(h.x >> 16));
-        int sc, m;
-        q4_k_scale_min(h, j, &sc, &m);
-        float ds = __fmul_rn(d, (float)sc), dm = __fmul_rn(dmin, (float)m);
+        float ds, dm;
+        k_sub_scales(h, j, &ds, &dm);
         const uint32_t w[4] = {q.x, q.y, q.z, q.w}, hb[4] = {qh.x, qh.y, qh.z, qh.w};
         const int shift = (j & 1) * 4;
 #pragma unroll
