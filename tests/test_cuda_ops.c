@@ -28,6 +28,16 @@
  *                   matrix (test_cuda_matvec holds that to the CPU); an id
  *                   out of range gives NaN, not a stray read; the fused
  *                   gate/up experts exact against two products and the GLU.
+ * The fused kernels are held to the kernels they stand for, bit for bit:
+ *   add + rmsnorm   clv_cuda_add then clv_cuda_rmsnorm (and the CPU ops
+ *                   within the rmsnorm bound);
+ *   q/k rope+store  clv_cuda_rmsnorm over the heads, clv_cuda_rope and
+ *                   clv_cuda_kv_store_pair (heads of up to 128; wider heads
+ *                   sum their squares in another order: the rmsnorm bound);
+ *   MoE router      clv_cuda_matvec (F32) then clv_cuda_moe_route, twice
+ *                   in a row (the counters reset);
+ *   experts combine clv_cuda_matvec_experts then clv_cuda_moe_combine; an
+ *                   id out of range gives NaN in its token's row only.
  * Skips without a CUDA device. */
 #include <cuda_runtime_api.h>
 
@@ -671,6 +681,206 @@ static void test_moe_combine_in_order(int64_t n_tokens, int64_t k, int64_t n) {
     free(src), free(w), free(want), free(got), free(slot);
 }
 
+
+/* --- fused kernels against the kernels they stand for ------------------------ */
+
+static void test_add_rmsnorm(int64_t rows, int64_t n, bool weighted) {
+    size_t bytes = sizeof(float) * (size_t)(rows * n);
+    float *x = falloc(rows * n), *d = falloc(rows * n), *w = falloc(n);
+    float *want = falloc(rows * n), *got = falloc(rows * n), *sum = falloc(rows * n), *gsum = falloc(rows * n);
+    for (int64_t i = 0; i < rows * n; i++) x[i] = frand() * 3.0f, d[i] = frand();
+    for (int64_t i = 0; i < n; i++) w[i] = 1.0f + frand();
+    float *dx = dev(x, bytes), *dd = dev(d, bytes), *dw = dev(w, sizeof(float) * (size_t)n), *dy = dev(NULL, bytes);
+    float *dx2 = dev(x, bytes), *dx3 = dev(x, bytes);
+    const float *wd = weighted ? dw : NULL;
+    CHECK_STATUS(clv_cuda_add(dx2, dx2, dd, rows * n, NULL), CLV_OK);
+    CHECK_STATUS(clv_cuda_rmsnorm(dy, dx2, wd, rows, n, 1e-6f, NULL), CLV_OK);
+    to_host(want, dy, bytes);
+    to_host(sum, dx2, bytes);
+    CHECK_STATUS(clv_cuda_add_rmsnorm(dy, dx, dd, wd, rows, n, 1e-6f, NULL), CLV_OK);
+    to_host(got, dy, bytes);
+    to_host(gsum, dx, bytes);
+    CHECK_MSG(!memcmp(got, want, bytes) && !memcmp(gsum, sum, bytes), "add + rmsnorm %lld x %lld differs from add, rmsnorm",
+              (long long)rows, (long long)n);
+    /* and the CPU ops (x becomes x + d) */
+    clv_weight cw = {.name = "norm", .type = CLV_TYPE_F32, .ne = {n, 1, 1, 1}, .row_bytes = sizeof(float) * (uint64_t)n,
+                     .bytes = sizeof(float) * (uint64_t)n, .data = w};
+    clv_op_add_rmsnorm(&cpu, x, d, want, weighted ? &cw : NULL, rows, n, 1e-6f);
+    double e = norm_err(got, want, rows * n);
+    CHECK_MSG(e <= 1e-6 && !memcmp(gsum, x, bytes), "add + rmsnorm %lld x %lld against the CPU: %.3g", (long long)rows,
+              (long long)n, e);
+    /* dst may be the addend: the same x + d, normed over d */
+    CHECK_STATUS(clv_cuda_add_rmsnorm(dd, dx3, dd, wd, rows, n, 1e-6f, NULL), CLV_OK);
+    to_host(gsum, dd, bytes);
+    CHECK(!memcmp(gsum, got, bytes));
+    cudaFree(dx3);
+    CHECK_STATUS(clv_cuda_add_rmsnorm(dy, dx, dx, wd, rows, n, 1e-6f, NULL), CLV_ERR_ARG);
+    cudaFree(dx), cudaFree(dd), cudaFree(dw), cudaFree(dy), cudaFree(dx2);
+    free(x), free(d), free(w), free(want), free(got), free(sum), free(gsum);
+}
+
+/* q/k norms, rope and the K/V store in one launch against the three kernels. */
+static void test_qk_rope_store(clv_rope_type mode, int64_t T, int64_t H, int64_t HKV, int64_t hd, int64_t n_rot,
+                               bool norms, int32_t kv_type, int32_t max_pos) {
+    int64_t nq = T * H * hd, nk = T * HKV * hd, kw = HKV * hd, vw = HKV * hd, n_rows = max_pos + 1;
+    size_t es = kv_type == CLV_TYPE_F16 ? 2 : 4, cache = (size_t)(n_rows * kw) * es;
+    float *q = falloc(nq), *k = falloc(nk), *v = falloc(T * vw), *qn = falloc(hd), *kn = falloc(hd);
+    float *gq = falloc(nq), *gk = falloc(nk), *wq = falloc(nq), *wk = falloc(nk);
+    int32_t *pos = malloc(sizeof(int32_t) * (size_t)T);
+    for (int64_t i = 0; i < nq; i++) q[i] = 3.0f * frand();
+    for (int64_t i = 0; i < nk; i++) k[i] = 3.0f * frand();
+    for (int64_t i = 0; i < T * vw; i++) v[i] = 3.0f * frand();
+    for (int64_t i = 0; i < hd; i++) qn[i] = 1.0f + frand(), kn[i] = 1.0f + frand();
+    for (int64_t t = 0; t < T; t++) pos[t] = (int32_t)(max_pos - t); /* distinct rows */
+    float *d_q = dev(q, sizeof(float) * (size_t)nq), *d_k = dev(k, sizeof(float) * (size_t)nk);
+    float *d_q2 = dev(q, sizeof(float) * (size_t)nq), *d_k2 = dev(k, sizeof(float) * (size_t)nk);
+    float *d_v = dev(v, sizeof(float) * (size_t)(T * vw));
+    float *d_qn = dev(qn, sizeof(float) * (size_t)hd), *d_kn = dev(kn, sizeof(float) * (size_t)hd);
+    int32_t *d_pos = dev(pos, sizeof(int32_t) * (size_t)T);
+    void *kc = dev(NULL, cache), *vc = dev(NULL, cache), *kc2 = dev(NULL, cache), *vc2 = dev(NULL, cache);
+    CUDA_OK(cudaMemset(kc, 0, cache));
+    CUDA_OK(cudaMemset(vc, 0, cache));
+    CUDA_OK(cudaMemset(kc2, 0, cache));
+    CUDA_OK(cudaMemset(vc2, 0, cache));
+    clv_cuda_qk_prep p = {.q_norm = norms ? d_qn : NULL, .k_norm = norms ? d_kn : NULL, .eps = 1e-6f,
+                          .rope = {.mode = (int32_t)mode, .n_rot = n_rot, .freq_base = 1000000.0f, .freq_scale = 1.0f}};
+    /* the kernels it stands for */
+    if (norms) {
+        CHECK_STATUS(clv_cuda_rmsnorm(d_q2, d_q2, d_qn, T * H, hd, 1e-6f, NULL), CLV_OK);
+        CHECK_STATUS(clv_cuda_rmsnorm(d_k2, d_k2, d_kn, T * HKV, hd, 1e-6f, NULL), CLV_OK);
+    }
+    CHECK_STATUS(clv_cuda_rope(d_q2, T, H, hd, d_pos, &p.rope, NULL), CLV_OK);
+    CHECK_STATUS(clv_cuda_rope(d_k2, T, HKV, hd, d_pos, &p.rope, NULL), CLV_OK);
+    CHECK_STATUS(clv_cuda_kv_store_pair(kc2, vc2, kv_type, kw, vw, d_pos, d_k2, d_v, T, NULL), CLV_OK);
+    CHECK_STATUS(clv_cuda_qk_rope_store(d_q, d_k, d_v, T, H, HKV, hd, vw, d_pos, &p, kc, vc, kv_type, NULL), CLV_OK);
+    to_host(gq, d_q, sizeof(float) * (size_t)nq), to_host(wq, d_q2, sizeof(float) * (size_t)nq);
+    to_host(gk, d_k, sizeof(float) * (size_t)nk), to_host(wk, d_k2, sizeof(float) * (size_t)nk);
+    uint8_t *c1 = malloc(cache), *c2 = malloc(cache), *c3 = malloc(cache), *c4 = malloc(cache);
+    to_host(c1, kc, cache), to_host(c2, kc2, cache), to_host(c3, vc, cache), to_host(c4, vc2, cache);
+    bool exact = !memcmp(gq, wq, sizeof(float) * (size_t)nq) && !memcmp(gk, wk, sizeof(float) * (size_t)nk) &&
+                 !memcmp(c1, c2, cache);
+    double e = fmax(norm_err(gq, wq, nq), norm_err(gk, wk, nk));
+    if (hd <= 128) CHECK_MSG(exact, "q/k rope + store %lld x %lld/%lld x %lld: not the bits of the three kernels (%.3g)",
+                             (long long)T, (long long)H, (long long)HKV, (long long)hd, e);
+    else CHECK_MSG(e <= 1e-6, "q/k rope + store %lld x %lld/%lld x %lld: error %.3g", (long long)T, (long long)H,
+                   (long long)HKV, (long long)hd, e);
+    CHECK_MSG(!memcmp(c3, c4, cache), "q/k rope + store: V cache differs");
+    printf("q/k rope + store %s %2lld x %2lld/%lld x %3lld rot %3lld%s %s: %s (%.2e)\n",
+           mode == CLV_ROPE_NEOX ? "neox" : mode == CLV_ROPE_NORMAL ? "normal" : "none", (long long)T, (long long)H,
+           (long long)HKV, (long long)hd, (long long)n_rot, norms ? " norms" : "", clv_type_name(kv_type),
+           exact ? "exact" : "within bound", e);
+    CHECK_STATUS(clv_cuda_qk_rope_store(d_q, d_k, d_v, T, H, HKV, 512, vw, d_pos, &p, kc, vc, kv_type, NULL),
+                 CLV_ERR_ARG);
+    CHECK_STATUS(clv_cuda_qk_rope_store(d_q, d_k, d_v, T, H, HKV, hd, vw, d_pos, &p, kc, vc, CLV_TYPE_Q8_0, NULL),
+                 CLV_ERR_UNSUPPORTED);
+    cudaFree(d_q), cudaFree(d_k), cudaFree(d_q2), cudaFree(d_k2), cudaFree(d_v), cudaFree(d_qn), cudaFree(d_kn);
+    cudaFree(d_pos), cudaFree(kc), cudaFree(vc), cudaFree(kc2), cudaFree(vc2);
+    free(q), free(k), free(v), free(qn), free(kn), free(gq), free(gk), free(wq), free(wk), free(pos);
+    free(c1), free(c2), free(c3), free(c4);
+}
+
+/* The decode router in one launch against the F32 matvec and the routing. */
+static void test_moe_router(int64_t T, int64_t n_expert, int64_t n_in, int64_t k, bool renorm) {
+    float *w = falloc(n_expert * n_in), *x = falloc(T * n_in), *lg = falloc(T * n_expert), *lw = falloc(T * n_expert);
+    float *gw = falloc(T * k), *ww = falloc(T * k), *rw = falloc(k);
+    int32_t *gi = malloc(sizeof(int32_t) * (size_t)(T * k)), *wi = malloc(sizeof(int32_t) * (size_t)(T * k));
+    int32_t *ri = malloc(sizeof(int32_t) * (size_t)k);
+    for (int64_t i = 0; i < n_expert * n_in; i++) w[i] = frand();
+    for (int64_t i = 0; i < T * n_in; i++) x[i] = frand();
+    float *d_w = dev(w, sizeof(float) * (size_t)(n_expert * n_in)), *d_x = dev(x, sizeof(float) * (size_t)(T * n_in));
+    float *d_l = dev(NULL, sizeof(float) * (size_t)(T * n_expert)), *d_l2 = dev(NULL, sizeof(float) * (size_t)(T * n_expert));
+    float *d_wt = dev(NULL, sizeof(float) * (size_t)(T * k)), *d_wt2 = dev(NULL, sizeof(float) * (size_t)(T * k));
+    int32_t *d_id = dev(NULL, sizeof(int32_t) * (size_t)(T * k)), *d_id2 = dev(NULL, sizeof(int32_t) * (size_t)(T * k));
+    uint32_t *d_done = dev(NULL, sizeof(uint32_t) * (size_t)T);
+    CUDA_OK(cudaMemset(d_done, 0, sizeof(uint32_t) * (size_t)T));
+    size_t rb = sizeof(float) * (size_t)n_in;
+    for (int64_t t = 0; t < T; t++)
+        CHECK_STATUS(clv_cuda_matvec(CLV_TYPE_F32, d_w, rb, n_in, n_expert, d_x + t * n_in, d_l2 + t * n_expert, NULL),
+                     CLV_OK);
+    CHECK_STATUS(clv_cuda_moe_route(d_id2, d_wt2, d_l2, T, n_expert, k, renorm, NULL), CLV_OK);
+    to_host(lw, d_l2, sizeof(float) * (size_t)(T * n_expert));
+    to_host(wi, d_id2, sizeof(int32_t) * (size_t)(T * k)), to_host(ww, d_wt2, sizeof(float) * (size_t)(T * k));
+    int bad = 0;
+    for (int rep = 0; rep < 2; rep++) { /* the second launch finds the counters reset */
+        CUDA_OK(cudaMemset(d_id, 0xff, sizeof(int32_t) * (size_t)(T * k)));
+        CHECK_STATUS(clv_cuda_moe_router(d_w, rb, n_in, n_expert, d_x, T, d_l, d_id, d_wt, k, renorm, d_done, NULL),
+                     CLV_OK);
+        to_host(lg, d_l, sizeof(float) * (size_t)(T * n_expert));
+        to_host(gi, d_id, sizeof(int32_t) * (size_t)(T * k)), to_host(gw, d_wt, sizeof(float) * (size_t)(T * k));
+        bad += memcmp(lg, lw, sizeof(float) * (size_t)(T * n_expert)) != 0;
+        bad += memcmp(gi, wi, sizeof(int32_t) * (size_t)(T * k)) != 0;
+        bad += memcmp(gw, ww, sizeof(float) * (size_t)(T * k)) != 0;
+    }
+    /* and the CPU's routing of those logits */
+    double worst = 0;
+    for (int64_t t = 0; t < T; t++) {
+        route_ref(lw + t * n_expert, n_expert, k, renorm, ri, rw);
+        bad += memcmp(ri, gi + t * k, sizeof(int32_t) * (size_t)k) != 0;
+        for (int64_t j = 0; j < k; j++) worst = fmax(worst, fabs((double)gw[t * k + j] - rw[j]) / fabs((double)rw[j]));
+    }
+    CHECK_MSG(bad == 0 && worst <= 1e-6, "MoE router %lld x %lld of %lld k %lld: %d mismatches, weights %.3g",
+              (long long)T, (long long)n_expert, (long long)n_in, (long long)k, bad, worst);
+    printf("moe_router %lld x %3lld of %4lld k %2lld%s: exact against matvec + route (%.2e vs CPU)\n", (long long)T,
+           (long long)n_expert, (long long)n_in, (long long)k, renorm ? " renorm" : "", worst);
+    CHECK(!clv_cuda_moe_router_fits(n_in, 257, k) && !clv_cuda_moe_router_fits(n_in + 2, n_expert, k));
+    CHECK_STATUS(clv_cuda_moe_router(d_w, rb, n_in, 300, d_x, T, d_l, d_id, d_wt, k, renorm, d_done, NULL),
+                 CLV_ERR_ARG);
+    cudaFree(d_w), cudaFree(d_x), cudaFree(d_l), cudaFree(d_l2), cudaFree(d_wt), cudaFree(d_wt2), cudaFree(d_id);
+    cudaFree(d_id2), cudaFree(d_done);
+    free(w), free(x), free(lg), free(lw), free(gw), free(ww), free(rw), free(gi), free(wi), free(ri);
+}
+
+/* A token's experts, down product and combine in one launch, against the
+ * separate product and combine. */
+static void test_experts_combine(int32_t type, int64_t n_expert, int64_t n_in, int64_t n_rows, int64_t T, int64_t k) {
+    uint64_t row_bytes = 0;
+    CHECK(clv_type_bytes(type, n_in, &row_bytes));
+    const clv_type_info *ti = clv_type_get(type);
+    size_t total = (size_t)row_bytes * (size_t)n_rows * (size_t)n_expert;
+    int64_t A = T * k;
+    uint8_t *w = malloc(total);
+    random_blocks(type, w, total / ti->block_bytes, ti->block_bytes);
+    float *x = falloc(A * n_in), *wt = falloc(A), *got = falloc(T * n_rows), *want = falloc(T * n_rows);
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)A);
+    for (int64_t i = 0; i < A * n_in; i++) x[i] = frand();
+    for (int64_t i = 0; i < A; i++) wt[i] = frand() + 1.0f, ids[i] = (int32_t)(rnd() % (uint64_t)n_expert);
+    uint8_t *d_w = dev(w, total);
+    float *d_x = dev(x, sizeof(float) * (size_t)(A * n_in)), *d_wt = dev(wt, sizeof(float) * (size_t)A);
+    float *d_c = dev(NULL, sizeof(float) * (size_t)(A * n_rows)), *d_y = dev(NULL, sizeof(float) * (size_t)(T * n_rows));
+    int32_t *d_ids = dev(ids, sizeof(int32_t) * (size_t)A);
+    CHECK_STATUS(clv_cuda_matvec_experts(type, d_w, (size_t)row_bytes, n_in, n_rows, n_expert, d_ids, A, d_x, n_in, d_c,
+                                         n_rows, NULL),
+                 CLV_OK);
+    CHECK_STATUS(clv_cuda_moe_combine(d_y, d_c, NULL, d_wt, T, k, n_rows, NULL), CLV_OK);
+    to_host(want, d_y, sizeof(float) * (size_t)(T * n_rows));
+    const int rpw[] = {0, 1, 2, 4}; /* rows per warp: the default, then each */
+    for (int r = 0; r < 4; r++) {
+        CUDA_OK(cudaMemset(d_y, 0, sizeof(float) * (size_t)(T * n_rows)));
+        CHECK_STATUS(clv_cuda_matvec_experts_combine_rows(type, d_w, (size_t)row_bytes, n_in, n_rows, n_expert, d_ids,
+                                                          d_wt, T, k, d_x, n_in, d_y, n_rows, rpw[r], NULL),
+                     CLV_OK);
+        to_host(got, d_y, sizeof(float) * (size_t)(T * n_rows));
+        CHECK_MSG(!memcmp(got, want, sizeof(float) * (size_t)(T * n_rows)),
+                  "experts combine %s %lld tokens k %lld, %d rows a warp: differs from product + combine (%.3g)",
+                  clv_type_name(type), (long long)T, (long long)k, rpw[r], norm_err(got, want, T * n_rows));
+    }
+    if (T > 1) { /* an id out of range: NaN in its token's rows, the others intact */
+        ids[0] = (int32_t)n_expert;
+        CUDA_OK(cudaMemcpy(d_ids, ids, sizeof(int32_t), cudaMemcpyHostToDevice));
+        CHECK_STATUS(clv_cuda_matvec_experts_combine(type, d_w, (size_t)row_bytes, n_in, n_rows, n_expert, d_ids, d_wt,
+                                                     T, k, d_x, n_in, d_y, n_rows, NULL),
+                     CLV_OK);
+        to_host(got, d_y, sizeof(float) * (size_t)(T * n_rows));
+        CHECK(isnan(got[0]) && isnan(got[n_rows - 1]));
+        CHECK(!memcmp(got + n_rows, want + n_rows, sizeof(float) * (size_t)((T - 1) * n_rows)));
+    }
+    CHECK_STATUS(clv_cuda_matvec_experts_combine(type, d_w, (size_t)row_bytes, n_in, n_rows, n_expert, d_ids, d_wt, T,
+                                                 33, d_x, n_in, d_y, n_rows, NULL),
+                 CLV_ERR_ARG);
+    cudaFree(d_w), cudaFree(d_x), cudaFree(d_wt), cudaFree(d_c), cudaFree(d_y), cudaFree(d_ids);
+    free(w), free(x), free(wt), free(got), free(want), free(ids);
+}
+
 int main(void) {
     int n_dev = 0;
     if (cudaGetDeviceCount(&n_dev) != cudaSuccess || n_dev == 0) TEST_SKIP("no CUDA device");
@@ -747,6 +957,30 @@ int main(void) {
     test_matvec_experts(CLV_TYPE_Q4_K, 128, 2048, 768, 8, true);   /* qwen3-30b-a3b gate/up */
     test_matvec_experts(CLV_TYPE_Q6_K, 128, 768, 2048, 8, false);  /* and its down */
     printf("expert matvec and fused expert GLU: every decodable type exact against the plain matvec\n");
+
+    test_add_rmsnorm(1, 2048, true);
+    test_add_rmsnorm(7, 896, false);
+    test_add_rmsnorm(3, 5120 + 7, true);
+    printf("add + rmsnorm: exact against add, rmsnorm\n");
+    test_qk_rope_store(CLV_ROPE_NEOX, 1, 32, 4, 128, 128, true, CLV_TYPE_F16, 4095);   /* qwen3-30b-a3b decode */
+    test_qk_rope_store(CLV_ROPE_NEOX, 9, 8, 2, 64, 64, true, CLV_TYPE_F32, 300);
+    test_qk_rope_store(CLV_ROPE_NORMAL, 5, 32, 8, 128, 128, false, CLV_TYPE_F16, 131071); /* llama */
+    test_qk_rope_store(CLV_ROPE_NEOX, 3, 4, 1, 256, 256, true, CLV_TYPE_F16, 8191);       /* gemma 3 */
+    test_qk_rope_store(CLV_ROPE_NEOX, 4, 6, 3, 80, 32, true, CLV_TYPE_F32, 100);          /* partial rotary */
+    test_qk_rope_store(CLV_ROPE_NONE, 2, 4, 2, 96, 0, true, CLV_TYPE_F16, 50);
+    test_moe_router(1, 128, 2048, 8, true); /* qwen3-30b-a3b */
+    test_moe_router(3, 60, 2048, 4, false);
+    test_moe_router(7, 64, 1024, 6, false);
+    test_moe_router(2, 256, 512, 32, true);
+    test_moe_router(1, 8, 4096, 2, false); /* mixtral */
+    for (int32_t t = 0; t < CLV_TYPE_COUNT; t++) {
+        if (clv_type_can_dequantize(t)) test_experts_combine(t, 6, 512, 40, 2, 3);
+    }
+    test_experts_combine(CLV_TYPE_Q6_K, 128, 768, 2048, 1, 8); /* qwen3-30b-a3b down */
+    test_experts_combine(CLV_TYPE_Q4_K, 128, 768, 2048, 3, 8);
+    test_experts_combine(CLV_TYPE_Q8_0, 16, 1024, 4096, 2, 32);
+    test_experts_combine(CLV_TYPE_Q4_K, 60, 1536, 2047, 2, 4); /* four experts, a short last group */
+    printf("experts combine: every decodable type exact against product + combine\n");
 
     test_refusals();
     test_kv_store_pair(CLV_TYPE_F16, 1, 512, 512);

@@ -32,6 +32,15 @@ clv_status clv_cuda_matvec(int32_t type, const void *w_dev, size_t row_bytes, in
 clv_status clv_cuda_matvec_rows(int32_t type, const void *w_dev, size_t row_bytes, int64_t n_in, int64_t n_rows,
                                 const float *x_dev, float *y_dev, int rows_per_warp, void *stream);
 
+/* Up to CLV_CUDA_MATVEC_MAX_PARTS matrices of one type and row layout times
+ * the same x in one launch (a layer's q, k and v in decode): y_dev[p] =
+ * matrix w_dev[p] (n_rows[p] rows) times x, bit for bit what a
+ * clv_cuda_matvec each gives. */
+#define CLV_CUDA_MATVEC_MAX_PARTS 3
+clv_status clv_cuda_matvec_multi(int32_t type, int n, const void *const *w_dev, const int64_t *n_rows,
+                                 float *const *y_dev, size_t row_bytes, int64_t n_in, const float *x_dev,
+                                 void *stream);
+
 /* A GLU feed-forward's first half in one launch: y[r] = act(G[r] x) * (U[r] x)
  * for two matrices G and U of the same type and layout, bit for bit what
  * two clv_cuda_matvec and clv_cuda_glu give. CLV_ERR_ARG for an unknown act. */
@@ -56,6 +65,23 @@ clv_status clv_cuda_matvec_experts_glu(int32_t type, const void *gate_dev, const
                                        int64_t n_in, int64_t n_rows, int64_t n_expert, const int32_t *ids_dev,
                                        int64_t n_sel, const float *x_dev, int64_t x_stride, float *y_dev,
                                        int64_t y_stride, clv_cuda_act act, void *stream);
+
+/* A token's experts and their weighted sum in one launch (the down product
+ * of MoE decode): for t < n_tokens, y + t * y_stride = sum over j < k of
+ * weights[t k + j] * (matrix ids[t k + j]) times (x + (t k + j) * x_stride),
+ * summed in slot order. The bits are those of clv_cuda_matvec_experts over
+ * the n_tokens k slots then clv_cuda_moe_combine. k <= 32, n_tokens <= 65535. */
+clv_status clv_cuda_matvec_experts_combine(int32_t type, const void *w_dev, size_t row_bytes, int64_t n_in,
+                                           int64_t n_rows, int64_t n_expert, const int32_t *ids_dev,
+                                           const float *weights_dev, int64_t n_tokens, int64_t k, const float *x_dev,
+                                           int64_t x_stride, float *y_dev, int64_t y_stride, void *stream);
+/* The same with rows_per_warp (1, 2 or 4; 0: the default) rows to a warp, for
+ * the benchmark and the tests. */
+clv_status clv_cuda_matvec_experts_combine_rows(int32_t type, const void *w_dev, size_t row_bytes, int64_t n_in,
+                                                int64_t n_rows, int64_t n_expert, const int32_t *ids_dev,
+                                                const float *weights_dev, int64_t n_tokens, int64_t k,
+                                                const float *x_dev, int64_t x_stride, float *y_dev, int64_t y_stride,
+                                                int rows_per_warp, void *stream);
 
 #ifdef __cplusplus
 }

@@ -55,6 +55,12 @@ typedef struct clv_cuda_rope_params {
 clv_status clv_cuda_rmsnorm(float *dst, const float *src, const float *w, int64_t n_rows, int64_t n, float eps,
                             void *stream);
 
+/* x += d (x written back), then dst = rmsnorm(x) * w as clv_cuda_rmsnorm:
+ * a residual add and the norm after it, with the bits of clv_cuda_add then
+ * clv_cuda_rmsnorm. dst may be d, not x; d must not be x. */
+clv_status clv_cuda_add_rmsnorm(float *dst, float *x, const float *d, const float *w, int64_t n_rows, int64_t n,
+                                float eps, void *stream);
+
 /* Rotary embedding in place on x [n_tokens][n_heads][head_dim], token t at
  * position pos[t] (int32), as clv_op_rope: the first n_rot dims of every
  * head are rotated, the rest are left as they are. Mode NONE or n_rot 0: a
@@ -96,6 +102,17 @@ clv_status clv_cuda_topk(int32_t *ids, float *vals, const float *src, int64_t n_
 clv_status clv_cuda_moe_route(int32_t *ids, float *weights, const float *logits, int64_t n_rows, int64_t n_expert,
                               int64_t k, bool renormalize, void *stream);
 
+/* The router of a few tokens in one launch: logits [n_tokens][n_expert] =
+ * W x (W F32 {n_in, n_expert}, rows row_bytes apart, 16-byte aligned like
+ * x; the bits of clv_cuda_matvec), then ids and weights [n_tokens][k] as
+ * clv_cuda_moe_route gives them. done: n_tokens counters, zero before the
+ * launch and after it. Shapes clv_cuda_moe_router_fits refuses are
+ * CLV_ERR_ARG (at most 256 experts, n_in a multiple of 4, k <= 32). */
+bool clv_cuda_moe_router_fits(int64_t n_in, int64_t n_expert, int64_t k);
+clv_status clv_cuda_moe_router(const float *w, size_t row_bytes, int64_t n_in, int64_t n_expert, const float *x,
+                               int64_t n_tokens, float *logits, int32_t *ids, float *weights, int64_t k,
+                               bool renormalize, uint32_t *done, void *stream);
+
 /* Embedding lookup (clv_op_embed): dst[t][0..n_cols) = row ids[t] of the
  * matrix w (n_rows rows of n_cols elements of `type`, row_bytes apart, any
  * alignment) decoded to float (bit-exact with the scalar dequantizer) and
@@ -119,6 +136,26 @@ clv_status clv_cuda_argmax(int32_t *out, const float *src, int64_t n_rows, int64
  * does, or CLV_TYPE_F32). CLV_ERR_UNSUPPORTED for another type. */
 clv_status clv_cuda_kv_store(void *cache, int32_t type, int64_t width, const int32_t *pos, const float *src,
                              int64_t n_tokens, void *stream);
+
+/* What a layer does to q and k before attention: an RMS norm of each head
+ * with weights [head_dim] (NULL: no norm of that part; eps as rmsnorm),
+ * then the rotary embedding (mode NONE or n_rot 0: none). */
+typedef struct clv_cuda_qk_prep {
+    const float *q_norm, *k_norm;
+    float eps;
+    clv_cuda_rope_params rope;
+} clv_cuda_qk_prep;
+
+/* In one launch, for a batch of n_tokens: q [n_tokens][n_head][head_dim] and
+ * k [n_tokens][n_head_kv][head_dim] normed and rotated in place as p says,
+ * then k and v [n_tokens][v_width] stored at cache rows pos[t] as
+ * clv_cuda_kv_store_pair does; the bits of clv_cuda_rmsnorm per head,
+ * clv_cuda_rope and clv_cuda_kv_store_pair. head_dim <= 256; kv_type F16 or
+ * F32 (else CLV_ERR_UNSUPPORTED). */
+clv_status clv_cuda_qk_rope_store(float *q, float *k, const float *v, int64_t n_tokens, int64_t n_head,
+                                  int64_t n_head_kv, int64_t head_dim, int64_t v_width, const int32_t *pos,
+                                  const clv_cuda_qk_prep *p, void *k_cache, void *v_cache, int32_t kv_type,
+                                  void *stream);
 
 /* K and V in one launch: clv_cuda_kv_store(k_cache, .., k_width, pos, k)
  * and clv_cuda_kv_store(v_cache, .., v_width, pos, v), the same bits. */

@@ -56,7 +56,31 @@ struct mv_args {
     const float *x;
     float *y;
     slice_sel sel;
+    /* The combined experts' product (matvec_combine_kernel): each token's
+     * k slot weights [n_tokens][k]; NULL for the other kernels. */
+    const float *comb_w;
+    int comb_k;
+    /* Several matrices of one type and layout over one x in one launch
+     * (clv_cuda_matvec_multi): part p has part_rows[p] rows at part_w[p],
+     * written to part_y[p], and takes the blocks from part_block[p] on
+     * (launch_r fills those for its rows per warp); n_parts 0: w alone. */
+    int n_parts;
+    const uint8_t *part_w[CLV_CUDA_MATVEC_MAX_PARTS];
+    float *part_y[CLV_CUDA_MATVEC_MAX_PARTS];
+    int64_t part_rows[CLV_CUDA_MATVEC_MAX_PARTS];
+    int64_t part_block[CLV_CUDA_MATVEC_MAX_PARTS + 1];
 };
+
+/* Moves a to the part that block bx falls in; returns the block's index
+ * within that part. Parts are few, so selects rather than indexing. */
+__device__ static inline int64_t select_part(mv_args &a, int64_t bx) {
+    static_assert(CLV_CUDA_MATVEC_MAX_PARTS == 3, "three parts: q, k and v");
+    int p = bx >= a.part_block[1] && a.n_parts > 1 ? (bx >= a.part_block[2] && a.n_parts > 2 ? 2 : 1) : 0;
+    a.w = p == 0 ? a.part_w[0] : p == 1 ? a.part_w[1] : a.part_w[2];
+    a.y = p == 0 ? a.part_y[0] : p == 1 ? a.part_y[1] : a.part_y[2];
+    a.n_rows = p == 0 ? a.part_rows[0] : p == 1 ? a.part_rows[1] : a.part_rows[2];
+    return bx - (p == 0 ? a.part_block[0] : p == 1 ? a.part_block[1] : a.part_block[2]);
+}
 
 /* Moves a's matrices and vectors to this launch row's slice; false (after
  * filling y with NaN, so that the bug shows in the logits) for an expert id
@@ -270,7 +294,8 @@ struct dot_q8_0 {
 template <class DOT, int R, int ACT> __global__ static void __launch_bounds__(WARPS_PER_BLOCK * 32) matvec_kernel(mv_args a) {
     constexpr int N = ACT == PLAIN ? R : 2 * R;
     if (!select_slice(a)) return;
-    int64_t r0 = ((int64_t)blockIdx.x * WARPS_PER_BLOCK + (threadIdx.x >> 5)) * R;
+    const int64_t bx = a.n_parts ? select_part(a, blockIdx.x) : (int64_t)blockIdx.x;
+    int64_t r0 = (bx * WARPS_PER_BLOCK + (threadIdx.x >> 5)) * R;
     if (r0 >= a.n_rows) return;
     const uint8_t *rows[N];
 #pragma unroll
@@ -299,9 +324,81 @@ template <class DOT, int R, int ACT> __global__ static void __launch_bounds__(WA
     }
 }
 
+/* A token's routed experts, down product and combine in one launch: block
+ * (group of COMBINE_ROWS rows, token t). Its work items are (slot j, run of
+ * R rows), taken by the warps in turn, slot fastest, so that with k = 8
+ * each warp keeps one slot (expert sel.ids[t k + j], input
+ * x + (t k + j) x_stride) and reads its x from L1 for all its rows. Each
+ * run is computed as matvec_kernel computes rows, into shared memory; then
+ * y[t][r] = sum_j comb_w[t][j] * y_j[r] in slot order with one rounding per
+ * operation, as clv_cuda_moe_combine sums. So the bits are those of
+ * clv_cuda_matvec_experts then clv_cuda_moe_combine, one launch fewer and
+ * no [k][n_rows] intermediate. */
+#define COMBINE_MAX_K 32
+#define COMBINE_ROWS 8
+#define COMBINE_RUN 4 /* rows per warp (R) of the types with a dot of their own */
+template <class DOT, int R> __global__ static void __launch_bounds__(WARPS_PER_BLOCK * 32) matvec_combine_kernel(mv_args a) {
+    static_assert(COMBINE_ROWS % R == 0, "whole runs");
+    __shared__ float part[COMBINE_MAX_K][COMBINE_ROWS];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, k = a.comb_k;
+    const int64_t t = blockIdx.y, r_block = (int64_t)blockIdx.x * COMBINE_ROWS;
+    const int n_items = k * (COMBINE_ROWS / R);
+    for (int it = warp; it < n_items; it += WARPS_PER_BLOCK) {
+        const int j = it % k, q0 = (it / k) * R;
+        const int64_t r0 = r_block + q0;
+        if (r0 >= a.n_rows) continue;
+        int32_t e = a.sel.ids[t * k + j];
+        if (e < 0 || e >= a.sel.n_expert) { /* never from the router: NaN shows the bug */
+            if (lane == 0)
+                for (int q = 0; q < R; q++) part[j][q0 + q] = __int_as_float(0x7fc00000);
+            continue;
+        }
+        const uint8_t *rows[R];
+#pragma unroll
+        for (int q = 0; q < R; q++) {
+            int64_t r = r0 + q < a.n_rows ? r0 + q : a.n_rows - 1;
+            rows[q] = a.w + (size_t)e * a.sel.expert_bytes + (size_t)r * a.row_bytes;
+        }
+        float acc[R];
+#pragma unroll
+        for (int q = 0; q < R; q++) acc[q] = 0.0f;
+        DOT::template run<R>(rows, a.n_in, a.x + (t * k + j) * a.sel.x_stride, acc);
+#pragma unroll
+        for (int q = 0; q < R; q++) {
+            for (int o = 16; o > 0; o >>= 1) acc[q] += __shfl_down_sync(0xffffffffu, acc[q], o);
+        }
+        if (lane == 0)
+            for (int q = 0; q < R; q++) part[j][q0 + q] = acc[q];
+    }
+    __syncthreads();
+    const int q = threadIdx.x;
+    if (q < COMBINE_ROWS && r_block + q < a.n_rows) {
+        const float *wt = a.comb_w + t * k;
+        float d = 0.0f;
+        for (int j = 0; j < k; j++) d = __fadd_rn(d, __fmul_rn(wt[j], part[j][q]));
+        a.y[t * a.sel.y_stride + r_block + q] = d;
+    }
+}
+
 template <class DOT, int R> static void launch_r(const mv_args &a, int act, unsigned n_slices, cudaStream_t s) {
-    dim3 grid((unsigned)((a.n_rows + (int64_t)WARPS_PER_BLOCK * R - 1) / ((int64_t)WARPS_PER_BLOCK * R)), n_slices);
+    if (a.comb_w) { /* n_slices counts tokens here */
+        dim3 grid((unsigned)((a.n_rows + COMBINE_ROWS - 1) / COMBINE_ROWS), n_slices);
+        matvec_combine_kernel<DOT, R><<<grid, WARPS_PER_BLOCK * 32, 0, s>>>(a);
+        return;
+    }
+    const int64_t per_block = (int64_t)WARPS_PER_BLOCK * R;
+    dim3 grid((unsigned)((a.n_rows + per_block - 1) / per_block), n_slices);
     unsigned threads = WARPS_PER_BLOCK * 32;
+    if (a.n_parts) {
+        mv_args b = a;
+        b.part_block[0] = 0;
+        for (int p = 0; p < b.n_parts; p++) b.part_block[p + 1] = b.part_block[p] + (b.part_rows[p] + per_block - 1) / per_block;
+        for (int p = b.n_parts + 1; p <= CLV_CUDA_MATVEC_MAX_PARTS; p++) b.part_block[p] = b.part_block[b.n_parts];
+        grid.x = (unsigned)b.part_block[b.n_parts];
+        CLV_ASSERT(act == PLAIN);
+        matvec_kernel<DOT, R, PLAIN><<<grid, threads, 0, s>>>(b);
+        return;
+    }
     switch (act) {
     case PLAIN: matvec_kernel<DOT, R, PLAIN><<<grid, threads, 0, s>>>(a); break;
     case CLV_CUDA_ACT_SILU: matvec_kernel<DOT, R, CLV_CUDA_ACT_SILU><<<grid, threads, 0, s>>>(a); break;
@@ -429,7 +526,9 @@ static clv_status run_matvec(int32_t type, const mv_args &a, int64_t n_slices, i
 
 static mv_args plain_args(const void *w, const void *up, size_t row_bytes, int64_t n_in, int64_t n_rows, const float *x,
                           float *y) {
-    mv_args a = {(const uint8_t *)w, (const uint8_t *)up, row_bytes, n_in, n_rows, x, y, {NULL, 0, 0, 0, 0}};
+    mv_args a = {};
+    a.w = (const uint8_t *)w, a.up = (const uint8_t *)up, a.row_bytes = row_bytes;
+    a.n_in = n_in, a.n_rows = n_rows, a.x = x, a.y = y;
     return a;
 }
 
@@ -483,4 +582,64 @@ extern "C" clv_status clv_cuda_matvec_experts_glu(int32_t type, const void *gate
     if (n_sel > 0 && (!gate_dev || !up_dev)) return clv_fail(CLV_ERR_ARG, "CUDA GLU expert matvec: a matrix is NULL");
     return experts(type, gate_dev, up_dev, row_bytes, n_in, n_rows, n_expert, ids_dev, n_sel, x_dev, x_stride, y_dev,
                    y_stride, (int)act, stream);
+}
+
+extern "C" clv_status clv_cuda_matvec_experts_combine_rows(int32_t type, const void *w_dev, size_t row_bytes,
+                                                           int64_t n_in, int64_t n_rows, int64_t n_expert,
+                                                           const int32_t *ids_dev, const float *weights_dev,
+                                                           int64_t n_tokens, int64_t k, const float *x_dev,
+                                                           int64_t x_stride, float *y_dev, int64_t y_stride,
+                                                           int rows_per_warp, void *stream) {
+    if (n_expert < 1 || n_expert > 0x7fffffff || n_tokens < 0 || n_tokens > 65535 || k < 1 || k > COMBINE_MAX_K ||
+        x_stride < 0 || y_stride < n_rows || (n_tokens > 0 && (!ids_dev || !weights_dev)) ||
+        n_rows > 0x7fffffff) {
+        return clv_fail(CLV_ERR_ARG,
+                        "CUDA combined expert matvec: %lld tokens (at most 65535) of %lld of %lld experts (at most %d), "
+                        "x stride %lld, y stride %lld for %lld rows",
+                        (long long)n_tokens, (long long)k, (long long)n_expert, COMBINE_MAX_K, (long long)x_stride,
+                        (long long)y_stride, (long long)n_rows);
+    }
+    mv_args a = plain_args(w_dev, NULL, row_bytes, n_in, n_rows, x_dev, y_dev);
+    a.sel = {ids_dev, row_bytes * (size_t)n_rows, x_stride, y_stride, (int32_t)n_expert};
+    a.comb_w = weights_dev;
+    a.comb_k = (int)k;
+    return run_matvec(type, a, n_tokens, PLAIN, rows_per_warp ? rows_per_warp : COMBINE_RUN, stream);
+}
+
+extern "C" clv_status clv_cuda_matvec_experts_combine(int32_t type, const void *w_dev, size_t row_bytes, int64_t n_in,
+                                                      int64_t n_rows, int64_t n_expert, const int32_t *ids_dev,
+                                                      const float *weights_dev, int64_t n_tokens, int64_t k,
+                                                      const float *x_dev, int64_t x_stride, float *y_dev,
+                                                      int64_t y_stride, void *stream) {
+    return clv_cuda_matvec_experts_combine_rows(type, w_dev, row_bytes, n_in, n_rows, n_expert, ids_dev, weights_dev,
+                                                n_tokens, k, x_dev, x_stride, y_dev, y_stride, 0, stream);
+}
+
+extern "C" clv_status clv_cuda_matvec_multi(int32_t type, int n, const void *const *w_dev, const int64_t *n_rows,
+                                            float *const *y_dev, size_t row_bytes, int64_t n_in, const float *x_dev,
+                                            void *stream) {
+    if (n < 1 || n > CLV_CUDA_MATVEC_MAX_PARTS || !w_dev || !n_rows || !y_dev) {
+        return clv_fail(CLV_ERR_ARG, "CUDA matvec of several matrices: %d of them (1 to %d)", n,
+                        CLV_CUDA_MATVEC_MAX_PARTS);
+    }
+    int64_t total = 0;
+    bool together = n > 1;
+    for (int p = 0; p < n; p++) {
+        if (n_rows[p] < 0 || (n_rows[p] > 0 && (!w_dev[p] || !y_dev[p]))) {
+            return clv_fail(CLV_ERR_ARG, "CUDA matvec of several matrices: part %d of %lld rows", p, (long long)n_rows[p]);
+        }
+        total += n_rows[p];
+        together = together && aligned(w_dev[p], 16) && n_rows[p] > 0; /* the per-type loads' alignment */
+    }
+    if (!together) { /* one matrix, or parts the one launch cannot take: a launch each */
+        for (int p = 0; p < n; p++) {
+            clv_status st = clv_cuda_matvec(type, w_dev[p], row_bytes, n_in, n_rows[p], x_dev, y_dev[p], stream);
+            if (st != CLV_OK) return st;
+        }
+        return CLV_OK;
+    }
+    mv_args a = plain_args(w_dev[0], NULL, row_bytes, n_in, total, x_dev, y_dev[0]);
+    a.n_parts = n;
+    for (int p = 0; p < n; p++) a.part_w[p] = (const uint8_t *)w_dev[p], a.part_y[p] = y_dev[p], a.part_rows[p] = n_rows[p];
+    return run_matvec(type, a, 1, PLAIN, 0, stream);
 }

@@ -10,8 +10,12 @@
  * the weights come from memory, as in a forward pass. Columns: microseconds
  * per product and GB/s of weight bytes for 1, 2 and 4 rows per warp and for
  * the count clv_cuda_matvec chooses ("auto"), then the fused gate/up
- * product for the FFN shapes (two matrices' bytes). Weights are random valid
- * blocks: the speed does not depend on the values. */
+ * product for the FFN shapes (two matrices' bytes). For the experts' down
+ * shape the rows-per-warp columns time the down product combined with the
+ * weighted sum (clv_cuda_matvec_experts_combine_rows, each slot its own x),
+ * and "auto" the plain experts product it replaces (without its combine
+ * launch). Weights are random valid blocks: the speed does not depend on
+ * the values. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +65,13 @@ static void die_status(clv_status st) {
  * copies of the weights; r: rows per warp (0: chosen), glu: fused gate/up. */
 static double time_it(int32_t type, uint8_t *w, size_t row_bytes, size_t mat_bytes, int copies, const shape *sh,
                       const int32_t *ids, const float *x, float *y, int r, bool glu, int reps) {
+    static float *xs, *wts; /* the combined product's inputs: a slot's own x, and weights */
+    if (!xs) {
+        CUDA_CHECK(cudaMalloc((void **)&xs, sizeof(float) * 64 * 16384));
+        CUDA_CHECK(cudaMalloc((void **)&wts, sizeof(float) * 64));
+        CUDA_CHECK(cudaMemset(xs, 0, sizeof(float) * 64 * 16384));
+        CUDA_CHECK(cudaMemset(wts, 0, sizeof(float) * 64));
+    }
     cudaEvent_t t0, t1;
     CUDA_CHECK(cudaEventCreate(&t0));
     CUDA_CHECK(cudaEventCreate(&t1));
@@ -69,7 +80,10 @@ static double time_it(int32_t type, uint8_t *w, size_t row_bytes, size_t mat_byt
         int c = (i + 2) % copies;
         uint8_t *wc = w + (size_t)c * mat_bytes;
         uint8_t *up = w + (size_t)((c + 1) % copies) * mat_bytes;
-        if (sh->n_sel > 0) {
+        if (sh->n_sel > 0 && r != 0) {
+            die_status(clv_cuda_matvec_experts_combine_rows(type, wc, row_bytes, sh->n_in, sh->n_rows, N_EXPERT, ids,
+                                                            wts, 1, sh->n_sel, xs, sh->n_in, y, sh->n_rows, r, NULL));
+        } else if (sh->n_sel > 0) {
             if (glu) {
                 die_status(clv_cuda_matvec_experts_glu(type, wc, up, row_bytes, sh->n_in, sh->n_rows, N_EXPERT, ids,
                                                        sh->n_sel, x, 0, y, sh->n_rows, CLV_CUDA_ACT_SILU, NULL));
@@ -154,7 +168,7 @@ int main(int argc, char **argv) {
             printf("%-18s %-5s %9.1f", sh->name, clv_type_name(type), bytes / 1048576.0);
             const int rs[] = {1, 2, 4, 0};
             for (int i = 0; i < 4; i++) {
-                if (sh->n_sel > 0 && rs[i] != 0) { /* experts: only the chosen count */
+                if (sh->n_sel > 0 && rs[i] != 0 && sh->ffn) { /* gate/up experts: only the chosen count */
                     printf(" | %17s", "-");
                     continue;
                 }
