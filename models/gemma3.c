@@ -45,15 +45,16 @@ static clv_status gemma3_forward(clv_context *ctx, const clv_batch *batch) {
     for (int64_t il = 0; il < hp->n_layer; il++) {
         const clv_layer *l = &m->layers[il];
         clv_attn_opts o = clv_attn_opts_for_layer(m, il, CLV_QK_NORM_HEAD);
-        clv_op_rmsnorm(ctx, s->xb, s->x, l->attn_norm, T, n, hp->norm_eps);
+        /* x += the previous layer's normed FFN output, then this layer's norm */
+        if (il == 0) clv_op_rmsnorm(ctx, s->xb, s->x, l->attn_norm, T, n, hp->norm_eps);
+        else clv_op_add_rmsnorm(ctx, s->x, s->xb2, s->xb, l->attn_norm, T, n, hp->norm_eps);
         clv_block_attention(ctx, il, s->xb2, s->xb, T, &o);
         clv_op_rmsnorm(ctx, s->xb2, s->xb2, l->attn_post_norm, T, n, hp->norm_eps);
-        clv_op_add(ctx, s->x, s->xb2, T, n);
-        clv_op_rmsnorm(ctx, s->xb, s->x, l->ffn_norm, T, n, hp->norm_eps);
+        clv_op_add_rmsnorm(ctx, s->x, s->xb2, s->xb, l->ffn_norm, T, n, hp->norm_eps);
         clv_block_ffn(ctx, il, s->xb2, s->xb, T, hp->ffn_act, false);
         clv_op_rmsnorm(ctx, s->xb2, s->xb2, l->ffn_post_norm, T, n, hp->norm_eps);
-        clv_op_add(ctx, s->x, s->xb2, T, n);
     }
+    clv_op_add(ctx, s->x, s->xb2, T, n);
     clv_op_logits(ctx, s->x, T, batch->logits_all);
     return CLV_OK;
 }

@@ -28,19 +28,18 @@ void clv_block_attention(clv_context *ctx, int64_t il, float *out, const float *
     int64_t n_head = hp->n_head, n_head_kv = hp->n_head_kv[il];
     int64_t hd_k = hp->n_embd_head_k, hd_v = hp->n_embd_head_v;
 
-    clv_op_matmul(ctx, s->q, l->wq, l->bq, in, n_tokens);
-    clv_op_matmul(ctx, s->k, l->wk, l->bk, in, n_tokens);
-    clv_op_matmul(ctx, s->v, l->wv, l->bv, in, n_tokens);
+    float *const qkv[3] = {s->q, s->k, s->v};
+    const clv_weight *const w[3] = {l->wq, l->wk, l->wv}, *const b[3] = {l->bq, l->bk, l->bv};
+    clv_op_matmul_multi(ctx, 3, qkv, w, b, in, n_tokens);
+    clv_qk_prep prep = {.eps = hp->norm_eps, .rope = o->rope};
     if (o->qk_norm == CLV_QK_NORM_HEAD) {
-        clv_op_rmsnorm(ctx, s->q, s->q, l->attn_q_norm, n_tokens * n_head, hd_k, hp->norm_eps);
-        clv_op_rmsnorm(ctx, s->k, s->k, l->attn_k_norm, n_tokens * n_head_kv, hd_k, hp->norm_eps);
-    } else if (o->qk_norm == CLV_QK_NORM_FULL) {
+        prep.q_norm = l->attn_q_norm;
+        prep.k_norm = l->attn_k_norm;
+    } else if (o->qk_norm == CLV_QK_NORM_FULL) { /* over the whole row: not a per-head step */
         clv_op_rmsnorm(ctx, s->q, s->q, l->attn_q_norm, n_tokens, n_head * hd_k, hp->norm_eps);
         clv_op_rmsnorm(ctx, s->k, s->k, l->attn_k_norm, n_tokens, n_head_kv * hd_k, hp->norm_eps);
     }
-    clv_op_rope(ctx, s->q, n_tokens, n_head, hd_k, s->pos, &o->rope);
-    clv_op_rope(ctx, s->k, n_tokens, n_head_kv, hd_k, s->pos, &o->rope);
-    clv_op_attention(ctx, il, s->attn, s->q, s->k, s->v, n_tokens, s->pos, hp->attn_scale, o->window);
+    clv_op_rope_attention(ctx, il, s->attn, s->q, s->k, s->v, n_tokens, s->pos, hp->attn_scale, o->window, &prep);
     clv_op_matmul(ctx, out, l->wo, l->bo, s->attn, n_tokens);
     (void)hd_v;
 }
@@ -72,17 +71,19 @@ clv_status clv_forward_prenorm(clv_context *ctx, const clv_batch *batch, clv_qk_
     const clv_hparams *hp = &m->hp;
     clv_scratch *s = &ctx->s;
     int64_t T = batch->n_tokens;
+    int64_t n = hp->n_embd;
     clv_op_embed(ctx, s->x, m->token_embd, batch->tokens, T, hp->embd_scale);
     for (int64_t il = 0; il < hp->n_layer; il++) {
         const clv_layer *l = &m->layers[il];
         clv_attn_opts o = clv_attn_opts_for_layer(m, il, qk_norm);
-        clv_op_rmsnorm(ctx, s->xb, s->x, l->attn_norm, T, hp->n_embd, hp->norm_eps);
+        /* x += the previous layer's FFN output, then this layer's norm */
+        if (il == 0) clv_op_rmsnorm(ctx, s->xb, s->x, l->attn_norm, T, n, hp->norm_eps);
+        else clv_op_add_rmsnorm(ctx, s->x, s->xb2, s->xb, l->attn_norm, T, n, hp->norm_eps);
         clv_block_attention(ctx, il, s->xb2, s->xb, T, &o);
-        clv_op_add(ctx, s->x, s->xb2, T, hp->n_embd);
-        clv_op_rmsnorm(ctx, s->xb, s->x, l->ffn_norm, T, hp->n_embd, hp->norm_eps);
+        clv_op_add_rmsnorm(ctx, s->x, s->xb2, s->xb, l->ffn_norm, T, n, hp->norm_eps);
         clv_block_ffn(ctx, il, s->xb2, s->xb, T, hp->ffn_act, renormalize_experts);
-        clv_op_add(ctx, s->x, s->xb2, T, hp->n_embd);
     }
+    clv_op_add(ctx, s->x, s->xb2, T, n);
     clv_op_logits(ctx, s->x, T, batch->logits_all);
     return CLV_OK;
 }

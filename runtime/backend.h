@@ -20,6 +20,14 @@ typedef struct clv_backend {
     void (*attention)(clv_context *ctx, int64_t il, float *out, const float *q, const float *k, const float *v,
                       int64_t n_tokens, const int32_t *pos, float scale, int64_t window);
     void (*add)(clv_context *ctx, float *dst, const float *src, int64_t n_tokens, int64_t n);
+    /* Optional fusions (NULL: ops.c runs the ops they stand for). */
+    void (*matmul_multi)(clv_context *ctx, int n, float *const *dst, const clv_weight *const *w,
+                         const clv_weight *const *bias, const float *src, int64_t n_tokens);
+    void (*rope_attention)(clv_context *ctx, int64_t il, float *out, float *q, float *k, const float *v,
+                           int64_t n_tokens, const int32_t *pos, float scale, int64_t window,
+                           const clv_qk_prep *prep);
+    void (*add_rmsnorm)(clv_context *ctx, float *x, const float *delta, float *dst, const clv_weight *weight,
+                        int64_t n_tokens, int64_t n, float eps);
     void (*glu)(clv_context *ctx, float *dst, const float *gate, const float *up, int64_t n_tokens, int64_t n,
                 clv_ffn_act act);
     void (*ffn)(clv_context *ctx, int64_t il, float *dst, const float *x, const clv_weight *gate,

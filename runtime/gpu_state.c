@@ -86,12 +86,15 @@ static void scratch_layout(const clv_model *m, const clv_gpu_params *p, carve *c
     s->expert_ids = take(c, A * sizeof(int32_t));
     s->expert_w = take(c, A * f);
     s->moe_map = take(c, moe_map_ints(A, (uint64_t)E) * sizeof(int32_t));
-    s->moe_x = take(c, A * (uint64_t)hp->n_embd * f);
+    bool gather = A && !clv_gpu_moe_one_launch(hp->n_embd, hp->n_ff_exp,
+                                                (int64_t)(A / CLV_CUDA_EXPERT_TILE_ROWS) + E + 1);
+    s->moe_x = gather ? take(c, A * (uint64_t)hp->n_embd * f) : NULL;
     s->moe_a = take(c, A * (uint64_t)hp->n_ff_exp * f);
     s->moe_b = take(c, A * (uint64_t)hp->n_ff_exp * f);
     s->moe_c = take(c, A * (uint64_t)hp->n_embd * f);
     s->logits = take(c, (p->logits_all ? B : 1) * (uint64_t)hp->n_vocab * f);
     s->io = take(c, 2 * B * sizeof(int32_t));
+    s->route_done = take(c, B * sizeof(uint32_t)); /* zeroed with the allocation */
     s->attn_partial_bytes = (size_t)attention_scratch(m, p);
     s->attn_partial = s->attn_partial_bytes ? take(c, s->attn_partial_bytes) : NULL;
     /* Tensor-core products for batches: a workspace for the widest input and

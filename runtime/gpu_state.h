@@ -52,11 +52,13 @@ typedef struct clv_gpu_scratch {
     float *expert_w;       /* [n_batch][n_expert_used] */
     int32_t *moe_map;      /* [2][A]: the token of each grouped row, then the grouped row of each
                               assignment; then the grouping's tiles (clv_cuda_expert_tile) */
-    float *moe_x;          /* [A][n_embd]: the inputs, gathered by expert */
+    float *moe_x;          /* [A][n_embd]: the inputs, gathered by expert; NULL where the
+                              batch's experts run in one launch (clv_gpu_moe_one_launch) */
     float *moe_a, *moe_b;  /* [A][n_ff_exp] */
     float *moe_c;          /* [A][n_embd] */
     float *logits;         /* [logits_all ? n_batch : 1][n_vocab] */
     int32_t *io;           /* [2][n_batch]: the batch's tokens, then their positions */
+    uint32_t *route_done;  /* [n_batch]: clv_cuda_moe_router's counters (zero between launches) */
     void *attn_partial;    /* split-K attention partials for n_ctx keys */
     size_t attn_partial_bytes;
     void *matmul_ws;       /* clv_cuda_matmul's workspace (NULL when n_batch < CLV_GPU_MATMUL_MIN_TOKENS) */
@@ -67,6 +69,13 @@ typedef struct clv_gpu_scratch {
  * (clv_cuda_matmul); smaller ones a token at a time with the decode matvec,
  * which reads the weights fewer times than a float copy costs. */
 #define CLV_GPU_MATMUL_MIN_TOKENS 8
+
+/* Whether a batch's routed experts, grouped into n_tiles tiles, run in one
+ * launch per matrix reading the batch through the grouping; else the rows
+ * are gathered into s.moe_x and each expert is a product of its own. */
+static inline bool clv_gpu_moe_one_launch(int64_t n_embd, int64_t n_ff_exp, int64_t n_tiles) {
+    return n_embd % 32 == 0 && n_ff_exp % 32 == 0 && n_tiles <= 65535;
+}
 
 typedef struct clv_gpu_state {
     struct clv_vram *vram;

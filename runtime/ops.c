@@ -19,6 +19,17 @@ void clv_op_matmul(clv_context *ctx, float *dst, const clv_weight *w, const clv_
     backend(ctx)->matmul(ctx, dst, w, bias, src, n_tokens);
 }
 
+void clv_op_matmul_multi(clv_context *ctx, int n, float *const *dst, const clv_weight *const *w,
+                         const clv_weight *const *bias, const float *src, int64_t n_tokens) {
+    const clv_backend *b = backend(ctx);
+    CLV_ASSERT(n >= 1 && n <= CLV_OP_MATMUL_MULTI_MAX);
+    if (b->matmul_multi) {
+        b->matmul_multi(ctx, n, dst, w, bias, src, n_tokens);
+        return;
+    }
+    for (int i = 0; i < n; i++) b->matmul(ctx, dst[i], w[i], bias[i], src, n_tokens);
+}
+
 void clv_op_rope(clv_context *ctx, float *x, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
                  const int32_t *pos, const clv_rope_params *rp) {
     backend(ctx)->rope(ctx, x, n_tokens, n_heads, head_dim, pos, rp);
@@ -27,6 +38,33 @@ void clv_op_rope(clv_context *ctx, float *x, int64_t n_tokens, int64_t n_heads, 
 void clv_op_attention(clv_context *ctx, int64_t il, float *out, const float *q, const float *k, const float *v,
                       int64_t n_tokens, const int32_t *pos, float scale, int64_t window) {
     backend(ctx)->attention(ctx, il, out, q, k, v, n_tokens, pos, scale, window);
+}
+
+void clv_op_rope_attention(clv_context *ctx, int64_t il, float *out, float *q, float *k, const float *v,
+                           int64_t n_tokens, const int32_t *pos, float scale, int64_t window, const clv_qk_prep *prep) {
+    const clv_backend *b = backend(ctx);
+    if (b->rope_attention) {
+        b->rope_attention(ctx, il, out, q, k, v, n_tokens, pos, scale, window, prep);
+        return;
+    }
+    const clv_hparams *hp = &ctx->model->hp;
+    int64_t n_head = hp->n_head, n_head_kv = hp->n_head_kv[il], hd = hp->n_embd_head_k;
+    if (prep->q_norm) b->rmsnorm(ctx, q, q, prep->q_norm, n_tokens * n_head, hd, prep->eps);
+    if (prep->k_norm) b->rmsnorm(ctx, k, k, prep->k_norm, n_tokens * n_head_kv, hd, prep->eps);
+    b->rope(ctx, q, n_tokens, n_head, hd, pos, &prep->rope);
+    b->rope(ctx, k, n_tokens, n_head_kv, hd, pos, &prep->rope);
+    b->attention(ctx, il, out, q, k, v, n_tokens, pos, scale, window);
+}
+
+void clv_op_add_rmsnorm(clv_context *ctx, float *x, const float *delta, float *dst, const clv_weight *weight,
+                        int64_t n_tokens, int64_t n, float eps) {
+    const clv_backend *b = backend(ctx);
+    if (b->add_rmsnorm) {
+        b->add_rmsnorm(ctx, x, delta, dst, weight, n_tokens, n, eps);
+        return;
+    }
+    b->add(ctx, x, delta, n_tokens, n);
+    b->rmsnorm(ctx, dst, x, weight, n_tokens, n, eps);
 }
 
 void clv_op_add(clv_context *ctx, float *dst, const float *src, int64_t n_tokens, int64_t n) {

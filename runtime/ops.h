@@ -22,6 +22,13 @@ void clv_op_rmsnorm(clv_context *ctx, float *dst, const float *src, const clv_we
 void clv_op_matmul(clv_context *ctx, float *dst, const clv_weight *w, const clv_weight *bias, const float *src,
                    int64_t n_tokens);
 
+/* dst[i] = w[i] . src (+ bias[i]) for n products of the same input (a
+ * layer's q, k and v): clv_op_matmul n times, which a backend may run as
+ * fewer launches. n <= CLV_OP_MATMUL_MULTI_MAX; bias[i] may be NULL. */
+#define CLV_OP_MATMUL_MULTI_MAX 3
+void clv_op_matmul_multi(clv_context *ctx, int n, float *const *dst, const clv_weight *const *w,
+                         const clv_weight *const *bias, const float *src, int64_t n_tokens);
+
 /* Rotary embedding in place on x [n_tokens][n_heads][head_dim]. */
 typedef struct clv_rope_params {
     clv_rope_type type;
@@ -38,8 +45,30 @@ void clv_op_rope(clv_context *ctx, float *x, int64_t n_tokens, int64_t n_heads, 
 void clv_op_attention(clv_context *ctx, int64_t il, float *out, const float *q, const float *k, const float *v,
                       int64_t n_tokens, const int32_t *pos, float scale, int64_t window);
 
+/* What is done to q and k before attention: an RMS norm of each head with
+ * weights {head_dim} (NULL: no norm of that part), then the rotary
+ * embedding. */
+typedef struct clv_qk_prep {
+    const clv_weight *q_norm, *k_norm;
+    float eps;
+    clv_rope_params rope;
+} clv_qk_prep;
+
+/* clv_op_attention after q [T][n_head][hd] and k [T][n_head_kv][hd] are
+ * normed per head and rotated in place as prep says: the same as
+ * clv_op_rmsnorm over the heads, clv_op_rope, then clv_op_attention, which
+ * a backend may run as fewer steps. */
+void clv_op_rope_attention(clv_context *ctx, int64_t il, float *out, float *q, float *k, const float *v,
+                           int64_t n_tokens, const int32_t *pos, float scale, int64_t window, const clv_qk_prep *prep);
+
 /* dst += src, n_tokens rows of width n. */
 void clv_op_add(clv_context *ctx, float *dst, const float *src, int64_t n_tokens, int64_t n);
+
+/* x += delta, then dst = the RMS norm of x (rows of n, weight may be NULL):
+ * a residual add and the norm after it, as clv_op_add then clv_op_rmsnorm.
+ * dst may be delta, not x. */
+void clv_op_add_rmsnorm(clv_context *ctx, float *x, const float *delta, float *dst, const clv_weight *weight,
+                        int64_t n_tokens, int64_t n, float eps);
 
 /* dst = act(gate) * up, elementwise over n_tokens * n. */
 void clv_op_glu(clv_context *ctx, float *dst, const float *gate, const float *up, int64_t n_tokens, int64_t n,

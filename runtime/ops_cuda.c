@@ -9,7 +9,12 @@
  * and V, then runs every token over the keys it may see in one launch;
  * MoE layers group the batch's assignments by expert on the host and run
  * every chosen expert over its rows in one launch per matrix
- * (clv_cuda_matmul_experts). Ops
+ * (clv_cuda_matmul_experts). Decode is launch-bound (a token is a few
+ * hundred small kernels), so where the model asks for steps that always go
+ * together the backend fuses them: a residual add and the next norm
+ * (add_rmsnorm), the heads' norms, rope and the K/V store
+ * (rope_attention), and in decode MoE the router's logits with its
+ * top-k, and the down product with the weighted sum. Ops
  * return nothing, so the first failure is kept in the state,
  * later ops of the batch are skipped, and clv_gpu_decode returns it.
  *
@@ -94,6 +99,49 @@ static void cuda_matmul(clv_context *ctx, float *dst, const clv_weight *w, const
         keep(g, clv_cuda_add(dst + t * n_out, dst + t * n_out, bd, n_out, g->stream));
 }
 
+/* Decode: the products of one type in one launch per token (q, k and v
+ * share x); batches on tensor cores as cuda_matmul does. */
+static void cuda_matmul_multi(clv_context *ctx, int n, float *const *dst, const clv_weight *const *w,
+                              const clv_weight *const *bias, const float *src, int64_t n_tokens) {
+    clv_gpu_state *g = ctx->gpu;
+    if (n_tokens >= CLV_GPU_MATMUL_MIN_TOKENS && g->matmul) {
+        for (int i = 0; i < n; i++) cuda_matmul(ctx, dst[i], w[i], bias[i], src, n_tokens);
+        return;
+    }
+    if (g->error) return;
+    bool done[CLV_OP_MATMUL_MULTI_MAX] = {false};
+    for (int i = 0; i < n; i++) {
+        if (done[i]) continue;
+        /* this product and the later ones of its type and row layout */
+        const void *wd[CLV_CUDA_MATVEC_MAX_PARTS];
+        int64_t rows[CLV_CUDA_MATVEC_MAX_PARTS];
+        int idx[CLV_CUDA_MATVEC_MAX_PARTS], m = 0;
+        for (int j = i; j < n && m < CLV_CUDA_MATVEC_MAX_PARTS; j++) {
+            if (done[j] || w[j]->type != w[i]->type || w[j]->row_bytes != w[i]->row_bytes || w[j]->ne[0] != w[i]->ne[0])
+                continue;
+            done[j] = true;
+            idx[m] = j, wd[m] = clv_gpu_weight(g, w[j]), rows[m] = w[j]->ne[1];
+            ctx->weight_bytes_read += w[j]->bytes;
+            m++;
+        }
+        int64_t n_in = w[i]->ne[0];
+        for (int64_t t = 0; t < n_tokens; t++) {
+            float *y[CLV_CUDA_MATVEC_MAX_PARTS];
+            for (int p = 0; p < m; p++) y[p] = dst[idx[p]] + t * rows[p];
+            keep(g, clv_cuda_matvec_multi(w[i]->type, m, wd, rows, y, (size_t)w[i]->row_bytes, n_in, src + t * n_in,
+                                          g->stream));
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        if (!bias[i]) continue;
+        int64_t n_out = w[i]->ne[1];
+        const float *bd = weight_f32(g, bias[i]);
+        CLV_ASSERT(bias[i]->ne[0] == n_out);
+        for (int64_t t = 0; t < n_tokens; t++)
+            keep(g, clv_cuda_add(dst[i] + t * n_out, dst[i] + t * n_out, bd, n_out, g->stream));
+    }
+}
+
 static void cuda_rope(clv_context *ctx, float *x, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
                       const int32_t *pos, const clv_rope_params *rp) {
     clv_gpu_state *g = ctx->gpu;
@@ -107,16 +155,15 @@ static void cuda_rope(clv_context *ctx, float *x, int64_t n_tokens, int64_t n_he
     keep(g, clv_cuda_rope(x, n_tokens, n_heads, head_dim, pos, &cp, g->stream));
 }
 
-static void cuda_attention(clv_context *ctx, int64_t il, float *out, const float *q, const float *k, const float *v,
-                           int64_t n_tokens, const int32_t *pos, float scale, int64_t window) {
+/* Every query of the batch over the keys it may see in layer il's cache,
+ * which already holds the batch's own K and V. */
+static void attend(clv_context *ctx, int64_t il, float *out, const float *q, int64_t n_tokens, const int32_t *pos,
+                   float scale, int64_t window) {
     clv_gpu_state *g = ctx->gpu;
     const clv_hparams *hp = &ctx->model->hp;
     if (g->error) return;
     int64_t n_head_kv = hp->n_head_kv[il], hd = hp->n_embd_head_k;
     int32_t kv_type = g->params.kv_type;
-    /* the whole batch's K and V first: token t sees the batch's tokens before it */
-    keep(g, clv_cuda_kv_store_pair(g->k_cache[il], g->v_cache[il], kv_type, n_head_kv * hd,
-                                   n_head_kv * hp->n_embd_head_v, pos, k, v, n_tokens, g->stream));
     clv_cuda_attention_shape shape = {kv_type, hp->n_head, n_head_kv, hd};
     int64_t q_width = hp->n_head * hd, o_width = hp->n_head * hp->n_embd_head_v;
     if (g->capturing) {
@@ -154,6 +201,51 @@ static void cuda_attention(clv_context *ctx, int64_t il, float *out, const float
                                                       scale, 0.0f, ot, g->stream));
         }
     }
+}
+
+static void cuda_attention(clv_context *ctx, int64_t il, float *out, const float *q, const float *k, const float *v,
+                           int64_t n_tokens, const int32_t *pos, float scale, int64_t window) {
+    clv_gpu_state *g = ctx->gpu;
+    const clv_hparams *hp = &ctx->model->hp;
+    if (g->error) return;
+    int64_t n_head_kv = hp->n_head_kv[il], hd = hp->n_embd_head_k;
+    /* the whole batch's K and V first: token t sees the batch's tokens before it */
+    keep(g, clv_cuda_kv_store_pair(g->k_cache[il], g->v_cache[il], g->params.kv_type, n_head_kv * hd,
+                                   n_head_kv * hp->n_embd_head_v, pos, k, v, n_tokens, g->stream));
+    attend(ctx, il, out, q, n_tokens, pos, scale, window);
+}
+
+/* The heads' norms, the rope and the K/V store in one launch, then attention. */
+static void cuda_rope_attention(clv_context *ctx, int64_t il, float *out, float *q, float *k, const float *v,
+                                int64_t n_tokens, const int32_t *pos, float scale, int64_t window,
+                                const clv_qk_prep *prep) {
+    clv_gpu_state *g = ctx->gpu;
+    const clv_hparams *hp = &ctx->model->hp;
+    if (g->error) return;
+    int64_t n_head_kv = hp->n_head_kv[il], hd = hp->n_embd_head_k;
+    const clv_rope_params *rp = &prep->rope;
+    clv_cuda_qk_prep cp = {
+        .q_norm = prep->q_norm ? weight_f32(g, prep->q_norm) : NULL,
+        .k_norm = prep->k_norm ? weight_f32(g, prep->k_norm) : NULL,
+        .eps = prep->eps,
+        .rope = {.mode = (int32_t)rp->type,
+                 .n_rot = rp->n_rot,
+                 .freq_base = rp->freq_base,
+                 .freq_scale = rp->freq_scale,
+                 .freq_factors = rp->freq_factors ? weight_f32(g, rp->freq_factors) : NULL},
+    };
+    CLV_ASSERT((!prep->q_norm || prep->q_norm->ne[0] == hd) && (!prep->k_norm || prep->k_norm->ne[0] == hd));
+    keep(g, clv_cuda_qk_rope_store(q, k, v, n_tokens, hp->n_head, n_head_kv, hd, n_head_kv * hp->n_embd_head_v, pos,
+                                   &cp, g->k_cache[il], g->v_cache[il], g->params.kv_type, g->stream));
+    attend(ctx, il, out, q, n_tokens, pos, scale, window);
+}
+
+static void cuda_add_rmsnorm(clv_context *ctx, float *x, const float *delta, float *dst, const clv_weight *weight,
+                             int64_t n_tokens, int64_t n, float eps) {
+    clv_gpu_state *g = ctx->gpu;
+    if (g->error) return;
+    CLV_ASSERT(!weight || weight->ne[0] == n);
+    keep(g, clv_cuda_add_rmsnorm(dst, x, delta, weight ? weight_f32(g, weight) : NULL, n_tokens, n, eps, g->stream));
 }
 
 static void cuda_add(clv_context *ctx, float *dst, const float *src, int64_t n_tokens, int64_t n) {
@@ -241,9 +333,10 @@ static void moe_on_device(clv_gpu_state *g, float *dst, const float *x, const cl
                                         ids, k, xt, 0, s->moe_b + t * k * n_ff, n_ff, g->stream));
     }
     if (!fused) keep(g, clv_cuda_glu(s->moe_a, s->moe_a, s->moe_b, A * n_ff, (clv_cuda_act)act, g->stream));
-    keep(g, clv_cuda_matvec_experts(down->type, clv_gpu_weight(g, down), (size_t)down->row_bytes, n_ff, n_embd,
-                                    n_expert, s->expert_ids, A, s->moe_a, n_ff, s->moe_c, n_embd, g->stream));
-    keep(g, clv_cuda_moe_combine(dst, s->moe_c, NULL, s->expert_w, n_tokens, k, n_embd, g->stream));
+    /* down and the weighted sum in one launch */
+    keep(g, clv_cuda_matvec_experts_combine(down->type, clv_gpu_weight(g, down), (size_t)down->row_bytes, n_ff,
+                                            n_embd, n_expert, s->expert_ids, s->expert_w, n_tokens, k, s->moe_a, n_ff,
+                                            dst, n_embd, g->stream));
 }
 
 /* The batch's routed experts, grouped by expert: the router's choices come
@@ -262,10 +355,21 @@ static void cuda_moe(clv_context *ctx, float *dst, const float *x, const clv_lay
      * token at a time cost qwen3-30b-a3b's pp512 a fifth (664 -> 525 tok/s)
      * and did not remove the near-tie flips of the random fixtures, which
      * come from the (then bf16) expert outputs of the layer before. */
-    cuda_matmul(ctx, s->router, l->ffn_gate_inp, NULL, x, n_tokens);
-    if (g->error) return;
-    keep(g, clv_cuda_moe_route(s->expert_ids, s->expert_w, s->router, n_tokens, n_expert, k, renormalize,
-                               g->stream));
+    const clv_weight *router = l->ffn_gate_inp;
+    bool on_device = (n_tokens < CLV_GPU_MATMUL_MIN_TOKENS || !g->matmul) && !ctx->expert_counts;
+    if (on_device && router->type == CLV_TYPE_F32 && clv_cuda_moe_router_fits(n_embd, n_expert, k)) {
+        /* decode: logits and routing in one launch */
+        if (g->error) return;
+        ctx->weight_bytes_read += router->bytes;
+        keep(g, clv_cuda_moe_router(clv_gpu_weight(g, router), (size_t)router->row_bytes, n_embd, n_expert, x,
+                                    n_tokens, s->router, s->expert_ids, s->expert_w, k, renormalize, s->route_done,
+                                    g->stream));
+    } else {
+        cuda_matmul(ctx, s->router, router, NULL, x, n_tokens);
+        if (g->error) return;
+        keep(g, clv_cuda_moe_route(s->expert_ids, s->expert_w, s->router, n_tokens, n_expert, k, renormalize,
+                                   g->stream));
+    }
     const clv_ffn_observer *obs = ctx->params.observer;
     if (obs && obs->moe) {
         uint64_t f = sizeof(float);
@@ -278,7 +382,7 @@ static void cuda_moe(clv_context *ctx, float *dst, const float *x, const clv_lay
      * experts (on the host). Bytes read: each assignment's expert, an upper
      * bound when tokens share one. */
     const clv_weight *mats[3] = {l->ffn_gate_exps, l->ffn_up_exps, l->ffn_down_exps};
-    if ((n_tokens < CLV_GPU_MATMUL_MIN_TOKENS || !g->matmul) && !ctx->expert_counts) {
+    if (on_device) {
         moe_on_device(g, dst, x, l, n_tokens, n_expert, k, n_embd, act);
         int64_t used = A < n_expert ? A : n_expert;
         for (int i = 0; i < 3; i++) ctx->weight_bytes_read += mats[i]->bytes / (uint64_t)n_expert * (uint64_t)used;
@@ -317,7 +421,7 @@ static void cuda_moe(clv_context *ctx, float *dst, const float *x, const clv_lay
     keep(g, clv_vram_to_device(s->moe_map, g->moe_map_host, (uint64_t)(2 * A + 3 * n_tiles) * sizeof(int32_t),
                                g->stream));
     for (int64_t e = 0; e < n_expert; e++) used += off[e + 1] > off[e];
-    if (n_embd % 32 == 0 && n_ff % 32 == 0 && n_tiles <= 65535) {
+    if (clv_gpu_moe_one_launch(n_embd, n_ff, n_tiles)) {
         /* every expert's rows in one launch per matrix, gate and up reading
          * the batch's rows through the grouping */
         const clv_cuda_expert_tile *td = (const clv_cuda_expert_tile *)(const void *)(s->moe_map + 2 * A);
@@ -332,6 +436,7 @@ static void cuda_moe(clv_context *ctx, float *dst, const float *x, const clv_lay
         for (int i = 0; i < 3; i++) ctx->weight_bytes_read += mats[i]->bytes / (uint64_t)n_expert * (uint64_t)used;
         return;
     }
+    CLV_ASSERT(s->moe_x); /* sized for this model (gpu_state.c) */
     keep(g, clv_cuda_get_rows(CLV_TYPE_F32, x, (size_t)n_embd * sizeof(float), n_embd, n_tokens, s->moe_map, A,
                               s->moe_x, 1.0f, g->stream));
     for (int64_t e = 0; e < n_expert && !g->error; e++) {
@@ -389,6 +494,9 @@ static const clv_backend clv_backend_cuda = {
     .rope = cuda_rope,
     .attention = cuda_attention,
     .add = cuda_add,
+    .matmul_multi = cuda_matmul_multi,
+    .rope_attention = cuda_rope_attention,
+    .add_rmsnorm = cuda_add_rmsnorm,
     .glu = cuda_glu,
     .ffn = cuda_ffn,
     .moe = cuda_moe,
