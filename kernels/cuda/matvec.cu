@@ -33,6 +33,7 @@
 #include "act.cuh"
 #include "cuda_matvec.h"
 #include "decode.cuh"
+#include "pdl.cuh"
 
 #define WARPS_PER_BLOCK 8
 #define PLAIN (-1) /* the "activation" of a product without a GLU */
@@ -293,6 +294,7 @@ struct dot_q8_0 {
  * the R rows r0.. of this warp. */
 template <class DOT, int R, int ACT> __global__ static void __launch_bounds__(WARPS_PER_BLOCK * 32) matvec_kernel(mv_args a) {
     constexpr int N = ACT == PLAIN ? R : 2 * R;
+    pdl_wait();
     if (!select_slice(a)) return;
     const int64_t bx = a.n_parts ? select_part(a, blockIdx.x) : (int64_t)blockIdx.x;
     int64_t r0 = (bx * WARPS_PER_BLOCK + (threadIdx.x >> 5)) * R;
@@ -340,6 +342,7 @@ template <class DOT, int R, int ACT> __global__ static void __launch_bounds__(WA
 template <class DOT, int R> __global__ static void __launch_bounds__(WARPS_PER_BLOCK * 32) matvec_combine_kernel(mv_args a) {
     static_assert(COMBINE_ROWS % R == 0, "whole runs");
     __shared__ float part[COMBINE_MAX_K][COMBINE_ROWS];
+    pdl_wait();
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, k = a.comb_k;
     const int64_t t = blockIdx.y, r_block = (int64_t)blockIdx.x * COMBINE_ROWS;
     const int n_items = k * (COMBINE_ROWS / R);
@@ -383,7 +386,7 @@ template <class DOT, int R> __global__ static void __launch_bounds__(WARPS_PER_B
 template <class DOT, int R> static void launch_r(const mv_args &a, int act, unsigned n_slices, cudaStream_t s) {
     if (a.comb_w) { /* n_slices counts tokens here */
         dim3 grid((unsigned)((a.n_rows + COMBINE_ROWS - 1) / COMBINE_ROWS), n_slices);
-        matvec_combine_kernel<DOT, R><<<grid, WARPS_PER_BLOCK * 32, 0, s>>>(a);
+        launch_pdl(matvec_combine_kernel<DOT, R>, grid, dim3(WARPS_PER_BLOCK * 32), 0, s, a);
         return;
     }
     const int64_t per_block = (int64_t)WARPS_PER_BLOCK * R;
@@ -396,14 +399,14 @@ template <class DOT, int R> static void launch_r(const mv_args &a, int act, unsi
         for (int p = b.n_parts + 1; p <= CLV_CUDA_MATVEC_MAX_PARTS; p++) b.part_block[p] = b.part_block[b.n_parts];
         grid.x = (unsigned)b.part_block[b.n_parts];
         CLV_ASSERT(act == PLAIN);
-        matvec_kernel<DOT, R, PLAIN><<<grid, threads, 0, s>>>(b);
+        launch_pdl(matvec_kernel<DOT, R, PLAIN>, grid, dim3(threads), 0, s, b);
         return;
     }
     switch (act) {
-    case PLAIN: matvec_kernel<DOT, R, PLAIN><<<grid, threads, 0, s>>>(a); break;
-    case CLV_CUDA_ACT_SILU: matvec_kernel<DOT, R, CLV_CUDA_ACT_SILU><<<grid, threads, 0, s>>>(a); break;
-    case CLV_CUDA_ACT_GELU: matvec_kernel<DOT, R, CLV_CUDA_ACT_GELU><<<grid, threads, 0, s>>>(a); break;
-    case CLV_CUDA_ACT_RELU: matvec_kernel<DOT, R, CLV_CUDA_ACT_RELU><<<grid, threads, 0, s>>>(a); break;
+    case PLAIN: launch_pdl(matvec_kernel<DOT, R, PLAIN>, grid, dim3(threads), 0, s, a); break;
+    case CLV_CUDA_ACT_SILU: launch_pdl(matvec_kernel<DOT, R, CLV_CUDA_ACT_SILU>, grid, dim3(threads), 0, s, a); break;
+    case CLV_CUDA_ACT_GELU: launch_pdl(matvec_kernel<DOT, R, CLV_CUDA_ACT_GELU>, grid, dim3(threads), 0, s, a); break;
+    case CLV_CUDA_ACT_RELU: launch_pdl(matvec_kernel<DOT, R, CLV_CUDA_ACT_RELU>, grid, dim3(threads), 0, s, a); break;
     default: CLV_ASSERT(!"activation checked by the caller");
     }
 }

@@ -10,6 +10,7 @@
 
 #include "cuda_ops.h"
 #include "ops_common.cuh"
+#include "pdl.cuh"
 #include "route.cuh"
 
 #define ROUTER_WARPS 8
@@ -18,6 +19,7 @@ __global__ static void __launch_bounds__(ROUTER_WARPS * 32)
     moe_router_kernel(const float *w, int64_t row_floats, const float *x, int64_t n_in, int n_expert, float *logits,
                       int32_t *ids, float *weights, int k, bool renormalize, uint32_t *done) {
     __shared__ bool last;
+    pdl_wait();
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int64_t t = blockIdx.y;
     const int e = blockIdx.x * ROUTER_WARPS + warp;
@@ -77,8 +79,8 @@ extern "C" clv_status clv_cuda_moe_router(const float *w, size_t row_bytes, int6
     if (n_tokens == 0) return CLV_OK;
     if (!logits || !ids || !weights || !done) return clv_fail(CLV_ERR_ARG, "CUDA MoE router: a NULL array");
     dim3 grid((unsigned)((n_expert + ROUTER_WARPS - 1) / ROUTER_WARPS), (unsigned)n_tokens);
-    moe_router_kernel<<<grid, ROUTER_WARPS * 32, 0, (cudaStream_t)stream>>>(
-        w, (int64_t)(row_bytes / sizeof(float)), x, n_in, (int)n_expert, logits, ids, weights, (int)k, renormalize,
-        done);
+    launch_pdl(moe_router_kernel, grid, dim3(ROUTER_WARPS * 32), 0, (cudaStream_t)stream, w,
+               (int64_t)(row_bytes / sizeof(float)), x, n_in, (int)n_expert, logits, ids, weights, (int)k, renormalize,
+               done);
     return launch_status("MoE router");
 }

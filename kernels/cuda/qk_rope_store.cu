@@ -19,6 +19,7 @@
 #include "cuda_ops.h"
 #include "fp16.h"
 #include "ops_common.cuh"
+#include "pdl.cuh"
 #include "types.h"
 
 #define PREP_WARPS 8
@@ -49,6 +50,7 @@ template <bool F16> __device__ static inline void cache_put(void *cache, size_t 
  * double arithmetic overlap. */
 template <int MODE, bool F16> __global__ static void __launch_bounds__(PREP_WARPS * 32) qk_rope_store_kernel(prep_args a) {
     extern __shared__ float sh[]; /* cos [half], sin [half], then a head row per warp */
+    pdl_wait();
     constexpr int PER = PREP_MAX_HEAD / 32;
     const int64_t t = blockIdx.x, hd = a.hd, half = a.n_rot / 2;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -131,8 +133,8 @@ template <int MODE>
 static void launch(const prep_args &a, bool f16, int64_t n_tokens, size_t shared, cudaStream_t s) {
     int64_t items = a.n_head + a.n_head_kv + (a.v_width + a.hd - 1) / a.hd;
     dim3 grid((unsigned)n_tokens, (unsigned)((items + PREP_WARPS - 1) / PREP_WARPS));
-    if (f16) qk_rope_store_kernel<MODE, true><<<grid, PREP_WARPS * 32, shared, s>>>(a);
-    else qk_rope_store_kernel<MODE, false><<<grid, PREP_WARPS * 32, shared, s>>>(a);
+    if (f16) launch_pdl(qk_rope_store_kernel<MODE, true>, grid, dim3(PREP_WARPS * 32), shared, s, a);
+    else launch_pdl(qk_rope_store_kernel<MODE, false>, grid, dim3(PREP_WARPS * 32), shared, s, a);
 }
 
 extern "C" clv_status clv_cuda_qk_rope_store(float *q, float *k, const float *v, int64_t n_tokens, int64_t n_head,

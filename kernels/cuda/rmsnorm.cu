@@ -15,6 +15,7 @@
 
 #include "cuda_ops.h"
 #include "ops_common.cuh"
+#include "pdl.cuh"
 
 __global__ static void rmsnorm_kernel(float *dst, const float *src, const float *w, int64_t n, float eps) {
     __shared__ double tmp[32];
@@ -41,6 +42,7 @@ __global__ static void rmsnorm_kernel(float *dst, const float *src, const float 
 template <bool ADD, int PER>
 __global__ static void __launch_bounds__(PER <= 8 ? 1024 : 256) norm_regs_kernel(float *dst, float *x, const float *d, const float *w, int64_t n, float eps) {
     __shared__ double tmp[32];
+    pdl_wait();
     const int64_t row = (int64_t)blockIdx.x * n, step = blockDim.x;
     float v[PER], wv[PER];
 #pragma unroll
@@ -105,8 +107,9 @@ static bool launch_regs(float *dst, float *x, const float *d, const float *w, in
                         cudaStream_t s) {
     unsigned threads = row_threads(n);
     int64_t per = (n + threads - 1) / threads;
-    if (per <= 8) norm_regs_kernel<ADD, 8><<<(unsigned)n_rows, threads, 0, s>>>(dst, x, d, w, n, eps);
-    else if (per <= 32 && threads <= 256) norm_regs_kernel<ADD, 32><<<(unsigned)n_rows, threads, 0, s>>>(dst, x, d, w, n, eps);
+    if (per <= 8) launch_pdl(norm_regs_kernel<ADD, 8>, dim3((unsigned)n_rows), dim3(threads), 0, s, dst, x, d, w, n, eps);
+    else if (per <= 32 && threads <= 256)
+        launch_pdl(norm_regs_kernel<ADD, 32>, dim3((unsigned)n_rows), dim3(threads), 0, s, dst, x, d, w, n, eps);
     else return false;
     return true;
 }
