@@ -339,7 +339,8 @@ template <class DOT, int R, int ACT> __global__ static void __launch_bounds__(WA
 #define COMBINE_MAX_K 32
 #define COMBINE_ROWS 8
 #define COMBINE_RUN 4 /* rows per warp (R) of the types with a dot of their own */
-template <class DOT, int R> __global__ static void __launch_bounds__(WARPS_PER_BLOCK * 32) matvec_combine_kernel(mv_args a) {
+template <class DOT, int R>
+__global__ static void __launch_bounds__(WARPS_PER_BLOCK * 32) matvec_combine_kernel(mv_args a) {
     static_assert(COMBINE_ROWS % R == 0, "whole runs");
     __shared__ float part[COMBINE_MAX_K][COMBINE_ROWS];
     pdl_wait();
@@ -395,7 +396,8 @@ template <class DOT, int R> static void launch_r(const mv_args &a, int act, unsi
     if (a.n_parts) {
         mv_args b = a;
         b.part_block[0] = 0;
-        for (int p = 0; p < b.n_parts; p++) b.part_block[p + 1] = b.part_block[p] + (b.part_rows[p] + per_block - 1) / per_block;
+        for (int p = 0; p < b.n_parts; p++)
+            b.part_block[p + 1] = b.part_block[p] + (b.part_rows[p] + per_block - 1) / per_block;
         for (int p = b.n_parts + 1; p <= CLV_CUDA_MATVEC_MAX_PARTS; p++) b.part_block[p] = b.part_block[b.n_parts];
         grid.x = (unsigned)b.part_block[b.n_parts];
         CLV_ASSERT(act == PLAIN);
@@ -629,7 +631,8 @@ extern "C" clv_status clv_cuda_matvec_multi(int32_t type, int n, const void *con
     bool together = n > 1;
     for (int p = 0; p < n; p++) {
         if (n_rows[p] < 0 || (n_rows[p] > 0 && (!w_dev[p] || !y_dev[p]))) {
-            return clv_fail(CLV_ERR_ARG, "CUDA matvec of several matrices: part %d of %lld rows", p, (long long)n_rows[p]);
+            return clv_fail(CLV_ERR_ARG, "CUDA matvec of several matrices: part %d of %lld rows", p,
+                            (long long)n_rows[p]);
         }
         total += n_rows[p];
         together = together && aligned(w_dev[p], 16) && n_rows[p] > 0; /* the per-type loads' alignment */
@@ -643,6 +646,10 @@ extern "C" clv_status clv_cuda_matvec_multi(int32_t type, int n, const void *con
     }
     mv_args a = plain_args(w_dev[0], NULL, row_bytes, n_in, total, x_dev, y_dev[0]);
     a.n_parts = n;
-    for (int p = 0; p < n; p++) a.part_w[p] = (const uint8_t *)w_dev[p], a.part_y[p] = y_dev[p], a.part_rows[p] = n_rows[p];
+    for (int p = 0; p < n; p++) {
+        a.part_w[p] = (const uint8_t *)w_dev[p];
+        a.part_y[p] = y_dev[p];
+        a.part_rows[p] = n_rows[p];
+    }
     return run_matvec(type, a, 1, PLAIN, 0, stream);
 }

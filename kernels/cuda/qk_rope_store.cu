@@ -48,7 +48,8 @@ template <bool F16> __device__ static inline void cache_put(void *cache, size_t 
  * Each lane holds its (up to 8) elements in registers, loaded before the
  * block computes its cos/sin table, so the loads' latency and the table's
  * double arithmetic overlap. */
-template <int MODE, bool F16> __global__ static void __launch_bounds__(PREP_WARPS * 32) qk_rope_store_kernel(prep_args a) {
+template <int MODE, bool F16>
+__global__ static void __launch_bounds__(PREP_WARPS * 32) qk_rope_store_kernel(prep_args a) {
     extern __shared__ float sh[]; /* cos [half], sin [half], then a head row per warp */
     pdl_wait();
     constexpr int PER = PREP_MAX_HEAD / 32;
@@ -87,7 +88,8 @@ template <int MODE, bool F16> __global__ static void __launch_bounds__(PREP_WARP
 #pragma unroll
         for (int m = 0; m < PER; m++) {
             int64_t i = lane + 32 * m;
-            if (i < hd && i < len) cache_put<F16>(a.v_cache, (size_t)p * (size_t)a.v_width + (size_t)((h - n_qk) * hd + i), v[m]);
+            if (i < hd && i < len)
+                cache_put<F16>(a.v_cache, (size_t)p * (size_t)a.v_width + (size_t)((h - n_qk) * hd + i), v[m]);
         }
         return;
     }
@@ -150,7 +152,8 @@ extern "C" clv_status clv_cuda_qk_rope_store(float *q, float *k, const float *v,
         return clv_fail(CLV_ERR_ARG, "CUDA q/k rope + store: %s", r ? "unknown rope mode" : "no parameters");
     }
     int mode = r->n_rot == 0 ? CLV_CUDA_ROPE_NONE : r->mode;
-    if (n_tokens < 0 || n_tokens > INT32_MAX || n_head < 1 || n_head + 2 * n_head_kv > (int64_t)PREP_WARPS * 65535 || n_head_kv < 1 || head_dim < 1 ||
+    if (n_tokens < 0 || n_tokens > INT32_MAX || n_head < 1 || n_head_kv < 1 ||
+        n_head + 2 * n_head_kv > (int64_t)PREP_WARPS * 65535 || head_dim < 1 ||
         head_dim > PREP_MAX_HEAD || v_width < 0 ||
         (mode != CLV_CUDA_ROPE_NONE &&
          (r->n_rot < 0 || r->n_rot % 2 || r->n_rot > head_dim || !(r->freq_base > 0.0f) || !isfinite(r->freq_scale)))) {

@@ -40,7 +40,8 @@ __global__ static void rmsnorm_kernel(float *dst, const float *src, const float 
  * thread reads back only what it wrote, so dst may be x (without ADD) or
  * d (with it). */
 template <bool ADD, int PER>
-__global__ static void __launch_bounds__(PER <= 8 ? 1024 : 256) norm_regs_kernel(float *dst, float *x, const float *d, const float *w, int64_t n, float eps) {
+__global__ static void __launch_bounds__(PER <= 8 ? 1024 : 256)
+    norm_regs_kernel(float *dst, float *x, const float *d, const float *w, int64_t n, float eps) {
     __shared__ double tmp[32];
     pdl_wait();
     const int64_t row = (int64_t)blockIdx.x * n, step = blockDim.x;
