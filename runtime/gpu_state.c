@@ -41,11 +41,13 @@ static void *take(carve *c, uint64_t bytes) {
     return p;
 }
 
+/* The most tiles a grouping of A assignments over E experts makes (each
+ * expert's rows in tiles of CLV_CUDA_EXPERT_TILE_ROWS, the last one short). */
+static uint64_t max_tiles(uint64_t A, uint64_t E) { return A / CLV_CUDA_EXPERT_TILE_ROWS + E + 1; }
+
 /* s.moe_map's int32s for A assignments of E experts: the grouping [2][A],
  * then its tiles for clv_cuda_matmul_experts (3 ints each). */
-static uint64_t moe_map_ints(uint64_t A, uint64_t E) {
-    return 2 * A + 3 * (A / CLV_CUDA_EXPERT_TILE_ROWS + E + 1);
-}
+static uint64_t moe_map_ints(uint64_t A, uint64_t E) { return 2 * A + 3 * max_tiles(A, E); }
 
 static uint64_t kv_elem(int32_t kv_type) { return kv_type == CLV_TYPE_F32 ? 4 : 2; }
 
@@ -86,8 +88,7 @@ static void scratch_layout(const clv_model *m, const clv_gpu_params *p, carve *c
     s->expert_ids = take(c, A * sizeof(int32_t));
     s->expert_w = take(c, A * f);
     s->moe_map = take(c, moe_map_ints(A, (uint64_t)E) * sizeof(int32_t));
-    bool gather = A && !clv_gpu_moe_one_launch(hp->n_embd, hp->n_ff_exp,
-                                                (int64_t)(A / CLV_CUDA_EXPERT_TILE_ROWS) + E + 1);
+    bool gather = A && !clv_gpu_moe_one_launch(hp->n_embd, hp->n_ff_exp, (int64_t)max_tiles(A, (uint64_t)E));
     s->moe_x = gather ? take(c, A * (uint64_t)hp->n_embd * f) : NULL;
     s->moe_a = take(c, A * (uint64_t)hp->n_ff_exp * f);
     s->moe_b = take(c, A * (uint64_t)hp->n_ff_exp * f);

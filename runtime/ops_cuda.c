@@ -85,18 +85,23 @@ static void cuda_rmsnorm(clv_context *ctx, float *dst, const float *src, const c
     keep(g, clv_cuda_rmsnorm(dst, src, weight ? weight_f32(g, weight) : NULL, n_rows, n, eps, g->stream));
 }
 
+/* dst[t] += bias for each of n_tokens rows of the bias' width. */
+static void add_bias(clv_gpu_state *g, float *dst, const clv_weight *bias, int64_t n_tokens) {
+    int64_t n_out = bias->ne[0];
+    const float *bd = weight_f32(g, bias);
+    for (int64_t t = 0; t < n_tokens; t++)
+        keep(g, clv_cuda_add(dst + t * n_out, dst + t * n_out, bd, n_out, g->stream));
+}
+
 static void cuda_matmul(clv_context *ctx, float *dst, const clv_weight *w, const clv_weight *bias, const float *src,
                         int64_t n_tokens) {
     clv_gpu_state *g = ctx->gpu;
     if (g->error) return;
     int64_t n_out = w->ne[1];
     ctx->weight_bytes_read += w->bytes;
-    const void *wd = clv_gpu_weight(g, w);
-    const float *bd = bias ? weight_f32(g, bias) : NULL;
     CLV_ASSERT(!bias || bias->ne[0] == n_out);
-    product(g, w, wd, n_out, src, n_tokens, dst);
-    for (int64_t t = 0; bd && t < n_tokens; t++)
-        keep(g, clv_cuda_add(dst + t * n_out, dst + t * n_out, bd, n_out, g->stream));
+    product(g, w, clv_gpu_weight(g, w), n_out, src, n_tokens, dst);
+    if (bias) add_bias(g, dst, bias, n_tokens);
 }
 
 /* Decode: the products of one type in one launch per token (q, k and v
@@ -133,12 +138,8 @@ static void cuda_matmul_multi(clv_context *ctx, int n, float *const *dst, const 
         }
     }
     for (int i = 0; i < n; i++) {
-        if (!bias[i]) continue;
-        int64_t n_out = w[i]->ne[1];
-        const float *bd = weight_f32(g, bias[i]);
-        CLV_ASSERT(bias[i]->ne[0] == n_out);
-        for (int64_t t = 0; t < n_tokens; t++)
-            keep(g, clv_cuda_add(dst[i] + t * n_out, dst[i] + t * n_out, bd, n_out, g->stream));
+        CLV_ASSERT(!bias[i] || bias[i]->ne[0] == w[i]->ne[1]);
+        if (bias[i]) add_bias(g, dst[i], bias[i], n_tokens);
     }
 }
 

@@ -290,6 +290,19 @@ struct dot_q8_0 {
     }
 };
 
+/* acc[k] = rows[k] . x over n_in, whole on lane 0 (the lanes' shares summed
+ * by shuffles, in the same order for every kernel). */
+template <class DOT, int N>
+__device__ static inline void warp_dots(const uint8_t *const (&rows)[N], int64_t n_in, const float *x, float (&acc)[N]) {
+#pragma unroll
+    for (int k = 0; k < N; k++) acc[k] = 0.0f;
+    DOT::template run<N>(rows, n_in, x, acc);
+#pragma unroll
+    for (int k = 0; k < N; k++) {
+        for (int o = 16; o > 0; o >>= 1) acc[k] += __shfl_down_sync(0xffffffffu, acc[k], o);
+    }
+}
+
 /* y[r] = W[r] x, or act(W[r] x) * (UP[r] x) when ACT is an activation, for
  * the R rows r0.. of this warp. */
 template <class DOT, int R, int ACT> __global__ static void __launch_bounds__(WARPS_PER_BLOCK * 32) matvec_kernel(mv_args a) {
@@ -307,13 +320,7 @@ template <class DOT, int R, int ACT> __global__ static void __launch_bounds__(WA
         if constexpr (ACT != PLAIN) rows[R + k] = a.up + (size_t)r * a.row_bytes;
     }
     float acc[N];
-#pragma unroll
-    for (int k = 0; k < N; k++) acc[k] = 0.0f;
-    DOT::template run<N>(rows, a.n_in, a.x, acc);
-#pragma unroll
-    for (int k = 0; k < N; k++) {
-        for (int o = 16; o > 0; o >>= 1) acc[k] += __shfl_down_sync(0xffffffffu, acc[k], o);
-    }
+    warp_dots<DOT, N>(rows, a.n_in, a.x, acc);
     if ((threadIdx.x & 31) != 0) return;
 #pragma unroll
     for (int k = 0; k < R; k++) {
@@ -364,13 +371,7 @@ __global__ static void __launch_bounds__(WARPS_PER_BLOCK * 32) matvec_combine_ke
             rows[q] = a.w + (size_t)e * a.sel.expert_bytes + (size_t)r * a.row_bytes;
         }
         float acc[R];
-#pragma unroll
-        for (int q = 0; q < R; q++) acc[q] = 0.0f;
-        DOT::template run<R>(rows, a.n_in, a.x + (t * k + j) * a.sel.x_stride, acc);
-#pragma unroll
-        for (int q = 0; q < R; q++) {
-            for (int o = 16; o > 0; o >>= 1) acc[q] += __shfl_down_sync(0xffffffffu, acc[q], o);
-        }
+        warp_dots<DOT, R>(rows, a.n_in, a.x + (t * k + j) * a.sel.x_stride, acc);
         if (lane == 0)
             for (int q = 0; q < R; q++) part[j][q0 + q] = acc[q];
     }

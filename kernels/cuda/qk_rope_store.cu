@@ -20,6 +20,7 @@
 #include "fp16.h"
 #include "ops_common.cuh"
 #include "pdl.cuh"
+#include "rope.cuh"
 #include "types.h"
 
 #define PREP_WARPS 8
@@ -70,17 +71,7 @@ __global__ static void __launch_bounds__(PREP_WARPS * 32) qk_rope_store_kernel(p
         v[m] = i < hd && i < len ? src[i] : 0.0f;
     }
     if (MODE != CLV_CUDA_ROPE_NONE) {
-        const float pf = (float)p;
-        for (int64_t i = threadIdx.x; i < half; i += blockDim.x) {
-            float ex = __fdiv_rn((float)(2 * i), (float)a.n_rot);
-            float inv_freq = __fdiv_rn(1.0f, (float)pow((double)a.freq_base, (double)ex));
-            if (a.factors) inv_freq = __fdiv_rn(inv_freq, a.factors[i]);
-            float theta = __fmul_rn(__fmul_rn(pf, a.freq_scale), inv_freq);
-            double s, c;
-            sincos((double)theta, &s, &c);
-            sh[i] = (float)c;
-            sh[half + i] = (float)s;
-        }
+        rope_table(sh, a.n_rot, (float)p, a.freq_base, a.freq_scale, a.factors);
         __syncthreads();
     }
     if (len <= 0) return;
@@ -124,7 +115,7 @@ __global__ static void __launch_bounds__(PREP_WARPS * 32) qk_rope_store_kernel(p
             const float x0 = buf[neox ? j : 2 * j], x1 = buf[neox ? j + half : 2 * j + 1];
             const float c = sh[j], s = sh[half + j];
             const bool first = neox ? i < half : (i & 1) == 0;
-            o = first ? __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s)) : __fadd_rn(__fmul_rn(x0, s), __fmul_rn(x1, c));
+            o = first ? rope_first(x0, x1, c, s) : rope_second(x0, x1, c, s);
         }
         x[i] = o;
         if (is_k) cache_put<F16>(a.k_cache, (size_t)p * (size_t)k_width + (size_t)(hk * hd + i), o);

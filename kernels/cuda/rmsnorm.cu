@@ -17,20 +17,28 @@
 #include "ops_common.cuh"
 #include "pdl.cuh"
 
-__global__ static void rmsnorm_kernel(float *dst, const float *src, const float *w, int64_t n, float eps) {
+/* One block per row, a loop over it; with ADD, x += d first (written
+ * back: the add kernel's one rounding). Every x is read before the barrier
+ * inside block_sum, and each thread reads back only what it wrote, so dst
+ * may be x (without ADD) or d (with it). */
+template <bool ADD>
+__global__ static void norm_loop_kernel(float *dst, float *x, const float *d, const float *w, int64_t n, float eps) {
     __shared__ double tmp[32];
-    const float *x = src + (int64_t)blockIdx.x * n;
+    float *xr = x + (int64_t)blockIdx.x * n;
     float *y = dst + (int64_t)blockIdx.x * n;
     double ss = 0.0;
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
-        double v = x[i];
-        ss += v * v; /* exact in double, so a fused add rounds the same */
+        float v = xr[i];
+        if (ADD) {
+            v = __fadd_rn(v, d[(int64_t)blockIdx.x * n + i]);
+            xr[i] = v;
+        }
+        ss += (double)v * (double)v; /* exact in double, so a fused add rounds the same */
     }
-    /* Every x is read before the barrier inside, so y may be x. */
     ss = block_sum(ss, tmp);
     const float scale = __fdiv_rn(1.0f, __fsqrt_rn(__fadd_rn((float)(ss / (double)n), eps)));
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
-        float v = __fmul_rn(x[i], scale);
+        float v = __fmul_rn(xr[i], scale);
         y[i] = w ? __fmul_rn(v, w[i]) : v;
     }
 }
@@ -74,26 +82,6 @@ __global__ static void __launch_bounds__(PER <= 8 ? 1024 : 256)
     }
 }
 
-/* The loop kernel for rows the register kernel does not take (wider than 8192). */
-__global__ static void add_rmsnorm_kernel(float *dst, float *x, const float *d, const float *w, int64_t n, float eps) {
-    __shared__ double tmp[32];
-    float *xr = x + (int64_t)blockIdx.x * n;
-    const float *dr = d + (int64_t)blockIdx.x * n;
-    float *y = dst + (int64_t)blockIdx.x * n;
-    double ss = 0.0;
-    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
-        float v = __fadd_rn(xr[i], dr[i]);
-        xr[i] = v;
-        ss += (double)v * (double)v;
-    }
-    ss = block_sum(ss, tmp);
-    const float scale = __fdiv_rn(1.0f, __fsqrt_rn(__fadd_rn((float)(ss / (double)n), eps)));
-    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
-        float v = __fmul_rn(xr[i], scale);
-        y[i] = w ? __fmul_rn(v, w[i]) : v;
-    }
-}
-
 static clv_status rows_ok(const char *what, float *dst, const float *src, int64_t n_rows, int64_t n) {
     if (n_rows < 0 || n_rows > INT32_MAX || (n_rows > 0 && (n < 1 || !dst || !src))) {
         return clv_fail(CLV_ERR_ARG, "CUDA %s: %lld rows of %lld", what, (long long)n_rows, (long long)n);
@@ -102,17 +90,17 @@ static clv_status rows_ok(const char *what, float *dst, const float *src, int64_
 }
 
 /* The register kernel for rows of up to 8 elements a thread, or 32 in
- * blocks of up to 256 (the registers that takes), else the loop. */
+ * blocks of up to 256 (the registers that takes), else the loop (rows wider
+ * than 8192). */
 template <bool ADD>
-static bool launch_regs(float *dst, float *x, const float *d, const float *w, int64_t n_rows, int64_t n, float eps,
-                        cudaStream_t s) {
+static void launch(float *dst, float *x, const float *d, const float *w, int64_t n_rows, int64_t n, float eps,
+                   cudaStream_t s) {
     unsigned threads = row_threads(n);
     int64_t per = (n + threads - 1) / threads;
     if (per <= 8) launch_pdl(norm_regs_kernel<ADD, 8>, dim3((unsigned)n_rows), dim3(threads), 0, s, dst, x, d, w, n, eps);
     else if (per <= 32 && threads <= 256)
         launch_pdl(norm_regs_kernel<ADD, 32>, dim3((unsigned)n_rows), dim3(threads), 0, s, dst, x, d, w, n, eps);
-    else return false;
-    return true;
+    else norm_loop_kernel<ADD><<<(unsigned)n_rows, threads, 0, s>>>(dst, x, d, w, n, eps);
 }
 
 extern "C" clv_status clv_cuda_add_rmsnorm(float *dst, float *x, const float *d, const float *w, int64_t n_rows,
@@ -121,9 +109,7 @@ extern "C" clv_status clv_cuda_add_rmsnorm(float *dst, float *x, const float *d,
     if (st != CLV_OK || n_rows == 0) return st;
     if (!d) return clv_fail(CLV_ERR_ARG, "CUDA add + rmsnorm: NULL addend");
     if (d == x) return clv_fail(CLV_ERR_ARG, "CUDA add + rmsnorm: the addend is the sum");
-    cudaStream_t s = (cudaStream_t)stream;
-    if (!launch_regs<true>(dst, x, d, w, n_rows, n, eps, s))
-        add_rmsnorm_kernel<<<(unsigned)n_rows, row_threads(n), 0, s>>>(dst, x, d, w, n, eps);
+    launch<true>(dst, x, d, w, n_rows, n, eps, (cudaStream_t)stream);
     return launch_status("add + rmsnorm");
 }
 
@@ -131,9 +117,6 @@ extern "C" clv_status clv_cuda_rmsnorm(float *dst, const float *src, const float
                                        float eps, void *stream) {
     clv_status st = rows_ok("rmsnorm", dst, src, n_rows, n);
     if (st != CLV_OK || n_rows == 0) return st;
-    cudaStream_t s = (cudaStream_t)stream;
-    /* src is only read without ADD */
-    if (!launch_regs<false>(dst, (float *)src, NULL, w, n_rows, n, eps, s))
-        rmsnorm_kernel<<<(unsigned)n_rows, row_threads(n), 0, s>>>(dst, src, w, n, eps);
+    launch<false>(dst, (float *)src, NULL, w, n_rows, n, eps, (cudaStream_t)stream); /* read only without ADD */
     return launch_status("rmsnorm");
 }

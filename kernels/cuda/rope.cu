@@ -17,6 +17,7 @@
 
 #include "cuda_ops.h"
 #include "ops_common.cuh"
+#include "rope.cuh"
 
 #define ROPE_THREADS 256
 #define ROPE_MAX_ROT 8192 /* cos and sin of 4096 angles: 32 KiB of shared memory */
@@ -27,17 +28,7 @@ __global__ static void rope_kernel(float *x, int64_t n_heads, int64_t head_dim, 
     extern __shared__ float cs[]; /* cos [half], then sin [half] */
     const int64_t half = n_rot / 2;
     const int64_t t = blockIdx.x;
-    const float p = (float)pos[t];
-    for (int64_t i = threadIdx.x; i < half; i += blockDim.x) {
-        float ex = __fdiv_rn((float)(2 * i), (float)n_rot);
-        float inv_freq = __fdiv_rn(1.0f, (float)pow((double)freq_base, (double)ex));
-        if (factors) inv_freq = __fdiv_rn(inv_freq, factors[i]);
-        float theta = __fmul_rn(__fmul_rn(p, freq_scale), inv_freq);
-        double s, c;
-        sincos((double)theta, &s, &c);
-        cs[i] = (float)c;
-        cs[half + i] = (float)s;
-    }
+    rope_table(cs, n_rot, (float)pos[t], freq_base, freq_scale, factors);
     __syncthreads();
     float *xt = x + t * n_heads * head_dim;
     for (int64_t j = threadIdx.x; j < n_heads * half; j += blockDim.x) {
@@ -46,8 +37,8 @@ __global__ static void rope_kernel(float *x, int64_t n_heads, int64_t head_dim, 
         int64_t i0 = NEOX ? i : 2 * i, i1 = NEOX ? i + half : 2 * i + 1;
         float c = cs[i], s = cs[half + i];
         float x0 = v[i0], x1 = v[i1];
-        v[i0] = __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s));
-        v[i1] = __fadd_rn(__fmul_rn(x0, s), __fmul_rn(x1, c));
+        v[i0] = rope_first(x0, x1, c, s);
+        v[i1] = rope_second(x0, x1, c, s);
     }
 }
 
